@@ -1,0 +1,367 @@
+//! Direct-I/O appender: turns appended bytes into 4 KiB-aligned writes, in order.
+//!
+//! # Durability contract
+//! - [`Appender::append`] returning means the bytes are in a write buffer in memory.
+//! - A sealed buffer is written by the log's single writer task, strictly in the order it
+//!   was sealed; [`WriteQueue::wait_written`] resolves once every byte up to a given
+//!   sequence number is in the file (not yet durable).
+//! - Durability comes only from the caller's `fdatasync` after `wait_written`.
+//!
+//! # Buffers and the partial tail block
+//! Appends are copied into a chunk (`write_chunk_bytes`, aligned). A full chunk is sealed
+//! and queued. A flush seals the partly filled chunk: it is written up to the next 4 KiB
+//! boundary with the pad zeroed, and the bytes of its last, partial block are carried into
+//! a fresh chunk that starts at that block's file position. The next write rewrites that
+//! block with more data after it. Writes to one block therefore overlap, which is why
+//! one writer issues them one at a time in order. A torn rewrite cannot damage flushed
+//! bytes: old and new versions of the block agree on them.
+//!
+//! Zeroing the pad matters: chunk buffers are recycled, and stale bytes past the end of the
+//! data could otherwise hold an old, valid-looking batch that crash recovery would accept.
+//!
+//! # Sequence numbers
+//! Every appended byte gets a log-wide sequence number (bytes appended since the log was
+//! opened), so "written up to" is one number even when writes span segment files.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::rc::Rc;
+
+use event_listener::Event;
+use glommio::io::{DmaBuffer, DmaFile};
+use glommio::sync::Semaphore;
+
+use crate::config::IO_ALIGN;
+use crate::error::{Error, Result};
+
+/// A chunk waiting for (or in) its write.
+struct Sealed {
+    file: Rc<DmaFile>,
+    path: Rc<PathBuf>,
+    buf: DmaBuffer,
+    /// File position, a multiple of `IO_ALIGN`.
+    pos: u64,
+    /// Bytes to write, a multiple of `IO_ALIGN`.
+    len: usize,
+    /// Sequence number one past the last data byte in this write.
+    end_seq: u64,
+}
+
+#[derive(Default)]
+struct QueueState {
+    queue: VecDeque<Sealed>,
+    writer_running: bool,
+    written_seq: u64,
+    error: Option<Error>,
+    spare: Vec<DmaBuffer>,
+}
+
+/// The ordered write-back queue of one log, shared by the log's appenders over time.
+pub(crate) struct WriteQueue {
+    state: RefCell<QueueState>,
+    /// One unit per chunk that may be sealed and not yet written.
+    slots: Semaphore,
+    slots_max: usize,
+    written: Event,
+}
+
+impl std::fmt::Debug for WriteQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let st = self.state.borrow();
+        f.debug_struct("WriteQueue")
+            .field("queued", &st.queue.len())
+            .field("written_seq", &st.written_seq)
+            .field("error", &st.error)
+            .finish()
+    }
+}
+
+impl WriteQueue {
+    pub(crate) fn new(slots_max: usize) -> Rc<WriteQueue> {
+        Rc::new(WriteQueue {
+            state: RefCell::new(QueueState::default()),
+            slots: Semaphore::new(slots_max as u64),
+            slots_max,
+            written: Event::new(),
+        })
+    }
+
+    /// Waits until `n` write slots are free and takes them; they are handed back one per
+    /// chunk as its write completes, or through [`WriteQueue::return_slots`].
+    pub(crate) async fn take_slots(&self, n: usize) -> Result<()> {
+        assert!(
+            n <= self.slots_max,
+            "asked for {n} write slots of {}",
+            self.slots_max
+        );
+        if n == 0 {
+            return Ok(());
+        }
+        self.slots
+            .acquire(n as u64)
+            .await
+            .map_err(|_| Error::Closed)
+    }
+
+    /// Gives back slots taken but not used.
+    pub(crate) fn return_slots(&self, n: usize) {
+        if n > 0 {
+            self.slots.signal(n as u64);
+        }
+    }
+
+    /// Resolves when every byte below `seq` has been written, or with the first failure.
+    pub(crate) async fn wait_written(&self, seq: u64) -> Result<()> {
+        loop {
+            if let Some(done) = self.check_written(seq) {
+                return done;
+            }
+            let listener = self.written.listen();
+            if let Some(done) = self.check_written(seq) {
+                return done;
+            }
+            listener.await;
+        }
+    }
+
+    fn check_written(&self, seq: u64) -> Option<Result<()>> {
+        let st = self.state.borrow();
+        if let Some(e) = &st.error {
+            return Some(Err(e.clone()));
+        }
+        (st.written_seq >= seq).then_some(Ok(()))
+    }
+
+    fn take_buffer(&self, file: &DmaFile, size: usize) -> DmaBuffer {
+        let spare = self.state.borrow_mut().spare.pop();
+        match spare {
+            Some(b) if b.len() == size => b,
+            _ => file.alloc_dma_buffer(size),
+        }
+    }
+
+    fn push(self: &Rc<Self>, sealed: Sealed) {
+        let spawn = {
+            let mut st = self.state.borrow_mut();
+            st.queue.push_back(sealed);
+            !std::mem::replace(&mut st.writer_running, true)
+        };
+        if spawn {
+            let me = self.clone();
+            glommio::spawn_local(async move { me.run_writer().await }).detach();
+        }
+    }
+
+    /// Drains the queue one write at a time, in order.
+    async fn run_writer(self: Rc<Self>) {
+        loop {
+            let item = {
+                let mut st = self.state.borrow_mut();
+                match st.queue.pop_front() {
+                    Some(item) => item,
+                    None => {
+                        st.writer_running = false;
+                        return;
+                    }
+                }
+            };
+            let buf = Rc::new(item.buf);
+            let result = match item.file.write_rc_at(buf.clone(), item.pos).await {
+                Ok(n) if n >= item.len => Ok(()),
+                Ok(n) => Err(Error::io(
+                    "write segment",
+                    item.path.as_path(),
+                    std::io::Error::new(
+                        std::io::ErrorKind::WriteZero,
+                        format!(
+                            "short write: {n} of {} bytes at position {}",
+                            item.len, item.pos
+                        ),
+                    ),
+                )),
+                Err(e) => Err(Error::io(
+                    "write segment",
+                    item.path.as_path(),
+                    std::io::Error::from(e),
+                )),
+            };
+            let mut st = self.state.borrow_mut();
+            let mut freed = 1;
+            match result {
+                Ok(()) => {
+                    debug_assert!(item.end_seq >= st.written_seq);
+                    st.written_seq = item.end_seq;
+                    if let Ok(b) = Rc::try_unwrap(buf) {
+                        if st.spare.len() < self.slots_max {
+                            st.spare.push(b);
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "segment write failed; the log stops accepting writes");
+                    st.error.get_or_insert(e);
+                    // Later writes would leave a hole before them: drop them.
+                    freed += st.queue.len();
+                    st.queue.clear();
+                }
+            }
+            drop(st);
+            self.slots.signal(freed as u64);
+            self.written.notify(usize::MAX);
+        }
+    }
+
+    /// Closes the slot semaphore so waiters fail; used when the log is dropped.
+    pub(crate) fn close(&self) {
+        self.slots.close();
+        self.written.notify(usize::MAX);
+    }
+}
+
+/// Appends to one segment file through a [`WriteQueue`].
+pub(crate) struct Appender {
+    file: Rc<DmaFile>,
+    path: Rc<PathBuf>,
+    queue: Rc<WriteQueue>,
+    chunk: DmaBuffer,
+    chunk_bytes: usize,
+    /// File position of `chunk[0]`, a multiple of `IO_ALIGN`.
+    chunk_pos: u64,
+    /// Bytes of `chunk` holding data.
+    chunk_len: usize,
+    /// Bytes of `chunk` already handed to the writer (sealed); data past it is new.
+    chunk_sealed_len: usize,
+    /// Sequence number of the byte at `chunk[chunk_len]` (the next byte appended).
+    next_seq: u64,
+}
+
+impl std::fmt::Debug for Appender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Appender")
+            .field("path", &self.path)
+            .field("chunk_pos", &self.chunk_pos)
+            .field("chunk_len", &self.chunk_len)
+            .field("next_seq", &self.next_seq)
+            .finish()
+    }
+}
+
+impl Appender {
+    /// An appender that continues a file whose data ends at `size`. `tail` holds the file's
+    /// bytes from `align_down(size)` to `size` (the partial last block), read by the caller.
+    pub(crate) fn resume(
+        file: Rc<DmaFile>,
+        path: PathBuf,
+        queue: Rc<WriteQueue>,
+        chunk_bytes: usize,
+        size: u64,
+        tail: &[u8],
+        next_seq: u64,
+    ) -> Appender {
+        let chunk_pos = size - size % IO_ALIGN as u64;
+        assert_eq!(
+            tail.len() as u64,
+            size - chunk_pos,
+            "tail must be the partial last block"
+        );
+        let mut chunk = queue.take_buffer(&file, chunk_bytes);
+        chunk.as_bytes_mut()[..tail.len()].copy_from_slice(tail);
+        Appender {
+            file,
+            path: Rc::new(path),
+            queue,
+            chunk,
+            chunk_bytes,
+            chunk_pos,
+            chunk_len: tail.len(),
+            chunk_sealed_len: tail.len(),
+            next_seq,
+        }
+    }
+
+    /// File position one past the last appended byte.
+    pub(crate) fn size(&self) -> u64 {
+        self.chunk_pos + self.chunk_len as u64
+    }
+
+    /// Sequence number the next appended byte will get.
+    pub(crate) fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// Write slots an append of `len` bytes needs (one per chunk it fills).
+    pub(crate) fn slots_for_append(&self, len: usize) -> usize {
+        (self.chunk_len + len) / self.chunk_bytes
+    }
+
+    /// Write slots a flush needs (one if there are unsealed bytes).
+    pub(crate) fn slots_for_flush(&self) -> usize {
+        usize::from(self.chunk_len > self.chunk_sealed_len)
+    }
+
+    /// Copies `data` into the write buffers, sealing each chunk it fills. The caller holds
+    /// [`Appender::slots_for_append`] slots for this call; each seal consumes one.
+    pub(crate) fn append(&mut self, mut data: &[u8]) {
+        while !data.is_empty() {
+            let room = self.chunk_bytes - self.chunk_len;
+            let n = room.min(data.len());
+            self.chunk.as_bytes_mut()[self.chunk_len..self.chunk_len + n]
+                .copy_from_slice(&data[..n]);
+            self.chunk_len += n;
+            self.next_seq += n as u64;
+            data = &data[n..];
+            if self.chunk_len == self.chunk_bytes {
+                self.seal_full();
+            }
+        }
+    }
+
+    fn seal_full(&mut self) {
+        debug_assert_eq!(self.chunk_len, self.chunk_bytes);
+        let fresh = self.queue.take_buffer(&self.file, self.chunk_bytes);
+        let buf = std::mem::replace(&mut self.chunk, fresh);
+        self.queue.push(Sealed {
+            file: self.file.clone(),
+            path: self.path.clone(),
+            buf,
+            pos: self.chunk_pos,
+            len: self.chunk_bytes,
+            end_seq: self.next_seq,
+        });
+        self.chunk_pos += self.chunk_bytes as u64;
+        self.chunk_len = 0;
+        self.chunk_sealed_len = 0;
+    }
+
+    /// Seals the partly filled chunk so a flush can wait for it, and returns the sequence
+    /// number to wait for. Consumes [`Appender::slots_for_flush`] slots.
+    pub(crate) fn seal_for_flush(&mut self) -> u64 {
+        if self.chunk_len == self.chunk_sealed_len {
+            return self.next_seq;
+        }
+        let padded = self.chunk_len.next_multiple_of(IO_ALIGN);
+        let tail_start = self.chunk_len - self.chunk_len % IO_ALIGN;
+        let mut fresh = self.queue.take_buffer(&self.file, self.chunk_bytes);
+        let tail_len = self.chunk_len - tail_start;
+        fresh.as_bytes_mut()[..tail_len]
+            .copy_from_slice(&self.chunk.as_bytes()[tail_start..self.chunk_len]);
+        let mut buf = std::mem::replace(&mut self.chunk, fresh);
+        buf.as_bytes_mut()[self.chunk_len..padded].fill(0);
+        // A trimmed buffer is not recycled (glommio cannot grow it back); flush-heavy loads
+        // allocate one per flush, which glibc serves from its free lists.
+        buf.trim_to_size(padded);
+        self.queue.push(Sealed {
+            file: self.file.clone(),
+            path: self.path.clone(),
+            buf,
+            pos: self.chunk_pos,
+            len: padded,
+            end_seq: self.next_seq,
+        });
+        self.chunk_pos += tail_start as u64;
+        self.chunk_len = tail_len;
+        self.chunk_sealed_len = tail_len;
+        self.next_seq
+    }
+}

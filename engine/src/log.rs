@@ -1,0 +1,1023 @@
+//! A partition log: an append-only sequence of record batches in segment files.
+//!
+//! # Contract
+//! - [`PartitionLog::append`] validates a client batch, assigns its offsets (and, for
+//!   LogAppendTime topics, its timestamp) in place and copies it into the write buffers.
+//!   Resolving means: in memory, in order, with offsets. It is not yet durable nor
+//!   visible to readers.
+//! - [`PartitionLog::flush`] resolves once every batch appended before the call is on disk
+//!   (written and fdatasynced). Flushes are batched: callers that arrive while one flush
+//!   is in flight wait for it and then share the next one (group commit), so N concurrent
+//!   acks=all producers cost about one fdatasync per round, not N.
+//! - The high watermark is one past the last durable offset; readers see exactly the
+//!   batches below it. It never passes the log end offset and never moves back, except by
+//!   [`PartitionLog::truncate_to`].
+//! - After a failed write or fdatasync the log refuses appends and flushes
+//!   ([`Error::LogFailed`]): the kernel may have dropped the dirty data, so retrying the
+//!   fdatasync could report success for bytes that are gone (the "fsyncgate" lesson).
+//!   Reads of what was durable keep working. Reopening recovers from what is really on
+//!   disk.
+//!
+//! # Concurrency
+//! A log belongs to one executor (it is `!Send`); tasks on that executor share it through
+//! `Rc`. Appends are ordered by an append lock; one flush runs at a time (the `flushing`
+//! flag); reads take no lock. No `RefCell` borrow is held across an `.await`.
+
+use std::cell::RefCell;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use event_listener::Event;
+use glommio::sync::Semaphore;
+
+use crate::appender::{Appender, WriteQueue};
+use crate::batch::{self, RecordBatch};
+use crate::cache::{LogId, TailCache};
+use crate::checkpoint;
+use crate::config::LogConfig;
+use crate::error::{Error, IoContext, Result};
+use crate::fsutil;
+use crate::reader::{self, ScanParams};
+use crate::recovery::{self, RecoveryReport};
+use crate::retention::{self, SegmentStat};
+use crate::segment::{self, Segment};
+
+/// How a batch is appended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendOptions {
+    /// Leader epoch written into the batch.
+    pub leader_epoch: i32,
+    /// `Some(now_ms)` for topics with `message.timestamp.type=LogAppendTime`.
+    pub log_append_time_ms: Option<i64>,
+}
+
+impl Default for AppendOptions {
+    fn default() -> Self {
+        AppendOptions {
+            leader_epoch: 0,
+            log_append_time_ms: None,
+        }
+    }
+}
+
+/// The result of an append.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendInfo {
+    /// Offset of the batch's first record.
+    pub base_offset: u64,
+    /// Offset of its last record.
+    pub last_offset: u64,
+    /// The append time written into the batch, or -1 (CreateTime).
+    pub log_append_time_ms: i64,
+    /// The log start offset at the time of the append.
+    pub log_start_offset: u64,
+}
+
+/// Batches returned by a read.
+#[derive(Debug, Clone, Default)]
+pub struct ReadData {
+    /// Stored batches, byte for byte, in offset order.
+    pub batches: Vec<Bytes>,
+    /// Their total size.
+    pub bytes: usize,
+    /// High watermark when the read was served.
+    pub high_watermark: u64,
+    /// Log start offset when the read was served.
+    pub log_start_offset: u64,
+    /// Whether the batches came from the tail cache.
+    pub from_cache: bool,
+}
+
+/// A batch found by timestamp.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimestampHit {
+    /// Base offset of the first batch whose max timestamp is `>=` the one asked for.
+    pub base_offset: u64,
+    /// Its last offset.
+    pub last_offset: u64,
+    /// Its max timestamp.
+    pub max_timestamp: i64,
+}
+
+/// Counters of one log.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LogStats {
+    /// Batches appended since open.
+    pub batches_appended: u64,
+    /// Bytes appended since open.
+    pub bytes_appended: u64,
+    /// fdatasync calls made by flushes and rolls.
+    pub fsyncs: u64,
+    /// Flush calls that were answered by another caller's fdatasync (group commit).
+    pub flushes_shared: u64,
+    /// Segments rolled.
+    pub rolls: u64,
+    /// Segments deleted by retention or DeleteRecords.
+    pub segments_deleted: u64,
+}
+
+struct State {
+    segments: Vec<Segment>,
+    appender: Appender,
+    log_start: u64,
+    high_watermark: u64,
+    failed: Option<Error>,
+    closed: bool,
+    /// A flush is running (see [`PartitionLog::flush`]).
+    flushing: bool,
+    stats: LogStats,
+}
+
+impl State {
+    fn active(&self) -> &Segment {
+        self.segments
+            .last()
+            .expect("a log always has an active segment")
+    }
+    fn active_mut(&mut self) -> &mut Segment {
+        self.segments
+            .last_mut()
+            .expect("a log always has an active segment")
+    }
+    fn log_end(&self) -> u64 {
+        self.active().next_offset
+    }
+    fn writable(&self) -> Result<()> {
+        if self.closed {
+            return Err(Error::Closed);
+        }
+        match &self.failed {
+            Some(e) => Err(e.clone()),
+            None => Ok(()),
+        }
+    }
+    /// Index of the segment that may hold `offset`.
+    fn segment_for(&self, offset: u64) -> usize {
+        self.segments
+            .partition_point(|s| s.base_offset <= offset)
+            .saturating_sub(1)
+    }
+}
+
+/// A partition log. See the module documentation for the contract.
+pub struct PartitionLog {
+    dir: PathBuf,
+    config: LogConfig,
+    cache: Rc<RefCell<TailCache>>,
+    cache_id: LogId,
+    state: RefCell<State>,
+    queue: Rc<WriteQueue>,
+    append_lock: Semaphore,
+    flush_done: Event,
+    high_watermark_moved: Event,
+    recovery: RecoveryReport,
+}
+
+impl std::fmt::Debug for PartitionLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PartitionLog")
+            .field("dir", &self.dir)
+            .field("log_start", &self.log_start_offset())
+            .field("high_watermark", &self.high_watermark())
+            .field("log_end", &self.log_end_offset())
+            .finish()
+    }
+}
+
+impl PartitionLog {
+    /// Opens (or creates) the log in `dir`, recovering it if the last shutdown was not
+    /// clean. Must run on the glommio executor that will own the log.
+    pub async fn open(
+        dir: impl AsRef<Path>,
+        config: LogConfig,
+        cache: Rc<RefCell<TailCache>>,
+    ) -> Result<PartitionLog> {
+        config.validate()?;
+        let dir = dir.as_ref().to_path_buf();
+        std::fs::create_dir_all(&dir).ctx("create log directory", &dir)?;
+        crate::device::prime(dir.parent().unwrap_or(&dir)).await?;
+
+        let marker = dir.join(checkpoint::CLEAN_SHUTDOWN_FILE);
+        let clean = marker.exists();
+        let (mut segments, report) = recovery::load(&dir, &config, clean).await?;
+        let checkpointed_start = checkpoint::read_log_start(&dir)?;
+        if segments.is_empty() {
+            let seg = create_segment(&dir, checkpointed_start, &config).await?;
+            segments.push(seg);
+        }
+        let active = segments.last().expect("just ensured");
+        let tail = recovery::prepare_active(active, &config).await?;
+        // What recovery kept must be durable before it is readable.
+        active
+            .file
+            .fdatasync()
+            .await
+            .ctx("fdatasync segment", &active.log_path)?;
+        if clean {
+            // The marker must be gone for good before anything new is written, or a
+            // crash later would skip validating the tail.
+            std::fs::remove_file(&marker).ctx("remove clean shutdown marker", &marker)?;
+            fsutil::sync_dir(&dir)?;
+        }
+
+        let log_end = active.next_offset;
+        let mut log_start = checkpointed_start.max(segments[0].base_offset);
+        if log_start > log_end {
+            tracing::warn!(dir = %dir.display(), log_start, log_end,
+                "log start checkpoint is past the log end; using the log end");
+            log_start = log_end;
+        }
+        let queue = WriteQueue::new(config.write_chunks_inflight_max);
+        let appender = Appender::resume(
+            active.file.clone(),
+            active.log_path.clone(),
+            queue.clone(),
+            config.write_chunk_bytes,
+            active.size,
+            &tail,
+            0,
+        );
+        let cache_id = cache.borrow_mut().register();
+        tracing::info!(
+            dir = %dir.display(),
+            segments = report.segments,
+            clean = report.clean,
+            validated_bytes = report.validated_bytes,
+            truncated_bytes = report.truncated_bytes,
+            indexes_rebuilt = report.indexes_rebuilt,
+            elapsed_us = report.elapsed_us,
+            log_start, log_end,
+            "log opened"
+        );
+        Ok(PartitionLog {
+            dir,
+            config,
+            cache,
+            cache_id,
+            state: RefCell::new(State {
+                segments,
+                appender,
+                log_start,
+                high_watermark: log_end,
+                failed: None,
+                closed: false,
+                flushing: false,
+                stats: LogStats::default(),
+            }),
+            queue,
+            append_lock: Semaphore::new(1),
+            flush_done: Event::new(),
+            high_watermark_moved: Event::new(),
+            recovery: report,
+        })
+    }
+
+    /// The log's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+    /// The log's settings.
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+    /// What recovery found when the log was opened.
+    pub fn recovery_report(&self) -> &RecoveryReport {
+        &self.recovery
+    }
+    /// First offset still in the log (the low watermark).
+    pub fn log_start_offset(&self) -> u64 {
+        self.state.borrow().log_start
+    }
+    /// One past the last durable offset: what readers may see.
+    pub fn high_watermark(&self) -> u64 {
+        self.state.borrow().high_watermark
+    }
+    /// The offset the next appended record will get.
+    pub fn log_end_offset(&self) -> u64 {
+        self.state.borrow().log_end()
+    }
+    /// Bytes of data in all segments.
+    pub fn size_bytes(&self) -> u64 {
+        self.state.borrow().segments.iter().map(|s| s.size).sum()
+    }
+    /// Number of segments, the active one included.
+    pub fn segment_count(&self) -> usize {
+        self.state.borrow().segments.len()
+    }
+    /// Base offsets of the segments.
+    pub fn segment_bases(&self) -> Vec<u64> {
+        self.state
+            .borrow()
+            .segments
+            .iter()
+            .map(|s| s.base_offset)
+            .collect()
+    }
+    /// Counters since open.
+    pub fn stats(&self) -> LogStats {
+        self.state.borrow().stats
+    }
+    /// The first failure that stopped writes, if any.
+    pub fn failure(&self) -> Option<Error> {
+        self.state.borrow().failed.clone()
+    }
+
+    fn fail(&self, e: Error) -> Error {
+        let mut st = self.state.borrow_mut();
+        let err = st
+            .failed
+            .get_or_insert_with(|| {
+                tracing::error!(dir = %self.dir.display(), error = %e, "log failed; refusing writes until reopened");
+                Error::LogFailed {
+                    dir: self.dir.clone(),
+                    cause: Arc::new(e),
+                }
+            })
+            .clone();
+        err
+    }
+
+    /// Validates `batch` and appends it; see the module documentation.
+    pub async fn append(&self, mut batch: BytesMut, opts: AppendOptions) -> Result<AppendInfo> {
+        let info = batch::validate(&batch, self.config.max_batch_bytes)?;
+        let _order = self
+            .append_lock
+            .acquire_permit(1)
+            .await
+            .map_err(|_| Error::Closed)?;
+        self.state.borrow().writable()?;
+        if self.needs_roll(batch.len()) {
+            self.roll().await?;
+        }
+        let slots = self.state.borrow().appender.slots_for_append(batch.len());
+        self.queue.take_slots(slots).await?;
+
+        // From here to the end nothing awaits: offsets are assigned in file order.
+        let mut st = self.state.borrow_mut();
+        if let Err(e) = st.writable() {
+            self.queue.return_slots(slots);
+            return Err(e);
+        }
+        let base = st.log_end();
+        let last = base + info.offset_count as u64 - 1;
+        batch::assign(&mut batch, base as i64, opts.leader_epoch);
+        let mut append_time = -1;
+        if let Some(now) = opts.log_append_time_ms {
+            batch::set_log_append_time(&mut batch, now);
+            append_time = now;
+        }
+        let position = st.active().size;
+        let view = RecordBatch::new(&batch).expect("validated above");
+        st.active_mut().on_batch(position, &view);
+        st.appender.append(&batch);
+        debug_assert_eq!(st.appender.size(), st.active().size);
+        st.stats.batches_appended += 1;
+        st.stats.bytes_appended += batch.len() as u64;
+        let log_start = st.log_start;
+        drop(st);
+        self.cache
+            .borrow_mut()
+            .insert(self.cache_id, base, last, batch.freeze());
+        Ok(AppendInfo {
+            base_offset: base,
+            last_offset: last,
+            log_append_time_ms: append_time,
+            log_start_offset: log_start,
+        })
+    }
+
+    fn needs_roll(&self, len: usize) -> bool {
+        let st = self.state.borrow();
+        let active = st.active();
+        if active.size == 0 {
+            return false;
+        }
+        active.size + len as u64 > self.config.segment_bytes
+            || self
+                .config
+                .segment_age
+                .is_some_and(|age| active.opened_at.elapsed() >= age)
+    }
+
+    /// Makes everything appended so far durable and returns the new high watermark.
+    ///
+    /// Group commit: one caller at a time runs a flush, which covers everything appended
+    /// up to its start. Callers arriving meanwhile wait for it to finish; those it covered
+    /// return, and one of the rest starts the next flush, which covers everything appended
+    /// in between (typically by the callers the previous flush just released).
+    pub async fn flush(&self) -> Result<u64> {
+        let target = self.log_end_offset();
+        let mut waited = false;
+        loop {
+            {
+                let mut st = self.state.borrow_mut();
+                if st.high_watermark >= target {
+                    st.stats.flushes_shared += u64::from(waited);
+                    return Ok(st.high_watermark);
+                }
+                st.writable()?;
+                if !st.flushing {
+                    st.flushing = true;
+                    break;
+                }
+            }
+            let listener = self.flush_done.listen();
+            {
+                let st = self.state.borrow();
+                if st.high_watermark >= target || !st.flushing || st.failed.is_some() {
+                    continue;
+                }
+            }
+            waited = true;
+            listener.await;
+        }
+        let result = self.flush_now().await;
+        self.state.borrow_mut().flushing = false;
+        self.flush_done.notify(usize::MAX);
+        result
+    }
+
+    /// One flush: seal the end of the log, wait for the writes, fdatasync, publish.
+    async fn flush_now(&self) -> Result<u64> {
+        // Capture the end of the log and seal it, in append order.
+        let (seq, file, path, seg_base, end_offset, end_size) = {
+            let _order = self
+                .append_lock
+                .acquire_permit(1)
+                .await
+                .map_err(|_| Error::Closed)?;
+            let slots = self.state.borrow().appender.slots_for_flush();
+            self.queue.take_slots(slots).await?;
+            let mut st = self.state.borrow_mut();
+            let seq = st.appender.seal_for_flush();
+            let active = st.active();
+            (
+                seq,
+                active.file.clone(),
+                active.log_path.clone(),
+                active.base_offset,
+                active.next_offset,
+                active.size,
+            )
+        };
+        if let Err(e) = self.queue.wait_written(seq).await {
+            return Err(self.fail(e));
+        }
+        if let Err(e) = file.fdatasync().await {
+            return Err(self.fail(Error::io("fdatasync", &path, std::io::Error::from(e))));
+        }
+        let hw = {
+            let mut st = self.state.borrow_mut();
+            st.stats.fsyncs += 1;
+            if let Some(seg) = st.segments.iter_mut().find(|s| s.base_offset == seg_base) {
+                seg.durable_size = seg.durable_size.max(end_size);
+            }
+            st.high_watermark = st.high_watermark.max(end_offset);
+            assert!(
+                st.high_watermark <= st.log_end(),
+                "high watermark passed the log end"
+            );
+            st.high_watermark
+        };
+        self.high_watermark_moved.notify(usize::MAX);
+        Ok(hw)
+    }
+
+    /// Closes the active segment and starts a new one. Caller holds the append lock.
+    async fn roll(&self) -> Result<()> {
+        self.finish_active().await?;
+        let (next, old_indexes) = {
+            let mut st = self.state.borrow_mut();
+            let active = st.active_mut();
+            active.seal_time_index();
+            (active.next_offset, active.encoded_indexes())
+        };
+        glommio::executor()
+            .spawn_blocking(move || Segment::write_indexes_blocking(old_indexes.0, old_indexes.1))
+            .await?;
+        let seg = create_segment(&self.dir, next, &self.config).await?;
+        let mut st = self.state.borrow_mut();
+        st.appender = Appender::resume(
+            seg.file.clone(),
+            seg.log_path.clone(),
+            self.queue.clone(),
+            self.config.write_chunk_bytes,
+            0,
+            &[],
+            st.appender.next_seq(),
+        );
+        st.segments.push(seg);
+        st.stats.rolls += 1;
+        tracing::debug!(dir = %self.dir.display(), base_offset = next, "rolled a new segment");
+        Ok(())
+    }
+
+    /// Writes out, fdatasyncs and truncates the active segment to its data, and moves the
+    /// high watermark to its end. Caller holds the append lock.
+    async fn finish_active(&self) -> Result<()> {
+        let slots = self.state.borrow().appender.slots_for_flush();
+        self.queue.take_slots(slots).await?;
+        let (seq, file, path, size, end) = {
+            let mut st = self.state.borrow_mut();
+            let seq = st.appender.seal_for_flush();
+            let a = st.active();
+            (
+                seq,
+                a.file.clone(),
+                a.log_path.clone(),
+                a.size,
+                a.next_offset,
+            )
+        };
+        if let Err(e) = self.queue.wait_written(seq).await {
+            return Err(self.fail(e));
+        }
+        let synced = async {
+            file.truncate(size).await.ctx("truncate segment", &path)?;
+            file.fdatasync().await.ctx("fdatasync", &path)
+        };
+        if let Err(e) = synced.await {
+            return Err(self.fail(e));
+        }
+        {
+            let mut st = self.state.borrow_mut();
+            st.stats.fsyncs += 1;
+            st.active_mut().durable_size = size;
+            st.high_watermark = st.high_watermark.max(end);
+        }
+        self.high_watermark_moved.notify(usize::MAX);
+        Ok(())
+    }
+
+    /// Resolves once the high watermark is above `offset` (for long-polling fetches; the
+    /// caller bounds the wait with a timer).
+    pub async fn wait_for_data_after(&self, offset: u64) {
+        loop {
+            if self.high_watermark() > offset || self.state.borrow().closed {
+                return;
+            }
+            let listener = self.high_watermark_moved.listen();
+            if self.high_watermark() > offset || self.state.borrow().closed {
+                return;
+            }
+            listener.await;
+        }
+    }
+
+    /// Reads stored batches from `offset` (inclusive) up to the high watermark: whole
+    /// batches starting with the one that holds `offset`, at most `max_bytes` of them
+    /// except that the first is always returned whole. `offset == high_watermark` gives
+    /// an empty result; outside `[log_start, high_watermark]` is `OffsetOutOfRange`.
+    pub async fn read(&self, offset: u64, max_bytes: usize) -> Result<ReadData> {
+        let (log_start, hw) = {
+            let st = self.state.borrow();
+            (st.log_start, st.high_watermark)
+        };
+        if offset < log_start || offset > hw {
+            return Err(Error::OffsetOutOfRange {
+                requested: offset,
+                log_start,
+                high_watermark: hw,
+            });
+        }
+        let mut out = ReadData {
+            high_watermark: hw,
+            log_start_offset: log_start,
+            ..ReadData::default()
+        };
+        if offset == hw {
+            return Ok(out);
+        }
+        if let Some(hit) = self
+            .cache
+            .borrow_mut()
+            .read(self.cache_id, offset, hw, max_bytes)
+        {
+            if !hit.batches.is_empty() {
+                out.batches = hit.batches;
+                out.bytes = hit.bytes;
+                out.from_cache = true;
+                return Ok(out);
+            }
+        }
+        let mut index = self.state.borrow().segment_for(offset);
+        loop {
+            let located = {
+                let st = self.state.borrow();
+                st.segments.get(index).map(|s| {
+                    let from = if offset >= s.base_offset {
+                        s.offset_index
+                            .lookup((offset - s.base_offset).min(u32::MAX as u64) as u32)
+                            .position as u64
+                    } else {
+                        0
+                    };
+                    (s.file.clone(), s.log_path.clone(), from, s.durable_size)
+                })
+            };
+            let Some((file, path, from, to)) = located else {
+                return Ok(out);
+            };
+            let found = reader::read_batches(
+                &file,
+                &path,
+                from,
+                to,
+                offset,
+                max_bytes,
+                recovery::stored_batch_bytes_max(&self.config),
+            )
+            .await?;
+            if let Some(bytes) = found {
+                // Keep only batches below the watermark captured above.
+                let keep = batches_below(&bytes, hw);
+                if keep > 0 {
+                    out.bytes = keep;
+                    out.batches.push(bytes.slice(..keep));
+                }
+                return Ok(out);
+            }
+            index += 1;
+        }
+    }
+
+    /// The first batch (below the high watermark) whose max timestamp is `>= timestamp`, as
+    /// Kafka's ListOffsets by timestamp needs; `None` if every batch is older.
+    pub async fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<TimestampHit>> {
+        let hw = self.high_watermark();
+        let count = self.segment_count();
+        for i in 0..count {
+            let located = {
+                let st = self.state.borrow();
+                let Some(s) = st.segments.get(i) else { break };
+                if s.max_timestamp < timestamp || s.base_offset >= hw {
+                    continue;
+                }
+                let rel = s.time_index.scan_start(timestamp);
+                let from = s.offset_index.lookup(rel);
+                (
+                    s.file.clone(),
+                    s.log_path.clone(),
+                    from.position as u64,
+                    s.base_offset + from.relative_offset as u64,
+                    s.durable_size,
+                )
+            };
+            let (file, path, from, min_offset, to) = located;
+            let mut hit = None;
+            reader::scan(
+                &file,
+                &path,
+                ScanParams {
+                    from,
+                    to,
+                    check_crc: false,
+                    min_offset,
+                    batch_bytes_max: recovery::stored_batch_bytes_max(&self.config),
+                },
+                |_, b| {
+                    if b.last_offset() as u64 >= hw {
+                        return false;
+                    }
+                    if b.max_timestamp() >= timestamp {
+                        hit = Some(TimestampHit {
+                            base_offset: b.base_offset() as u64,
+                            last_offset: b.last_offset() as u64,
+                            max_timestamp: b.max_timestamp(),
+                        });
+                        return false;
+                    }
+                    true
+                },
+            )
+            .await?;
+            if hit.is_some() {
+                return Ok(hit);
+            }
+        }
+        Ok(None)
+    }
+
+    /// The batch holding the largest timestamp in the log (Kafka's ListOffsets
+    /// MAX_TIMESTAMP): its last offset and the timestamp, `None` for an empty log.
+    pub fn max_timestamp(&self) -> Option<(u64, i64)> {
+        let st = self.state.borrow();
+        st.segments
+            .iter()
+            .filter(|s| s.size > 0 && s.max_timestamp_offset < st.high_watermark)
+            .max_by_key(|s| s.max_timestamp)
+            .map(|s| (s.max_timestamp_offset, s.max_timestamp))
+    }
+
+    /// Moves the log start offset to `offset` (Kafka DeleteRecords): records before it are
+    /// no longer readable, and whole segments below it are deleted. The new start is
+    /// durable when this returns. Returns the log start offset.
+    pub async fn delete_records_before(&self, offset: u64) -> Result<u64> {
+        let _order = self
+            .append_lock
+            .acquire_permit(1)
+            .await
+            .map_err(|_| Error::Closed)?;
+        let (start, hw) = {
+            let st = self.state.borrow();
+            (st.log_start, st.high_watermark)
+        };
+        if offset > hw {
+            return Err(Error::OffsetOutOfRange {
+                requested: offset,
+                log_start: start,
+                high_watermark: hw,
+            });
+        }
+        if offset <= start {
+            return Ok(start);
+        }
+        let dir = self.dir.clone();
+        glommio::executor()
+            .spawn_blocking(move || checkpoint::write_log_start(&dir, offset))
+            .await?;
+        self.state.borrow_mut().log_start = offset;
+        self.delete_segments_below(offset).await?;
+        Ok(offset)
+    }
+
+    /// Deletes closed segments that lie wholly below `offset`.
+    async fn delete_segments_below(&self, offset: u64) -> Result<usize> {
+        let n = {
+            let st = self.state.borrow();
+            let closed = st.segments.len() - 1;
+            st.segments[..closed]
+                .iter()
+                .take_while(|s| s.next_offset <= offset)
+                .count()
+        };
+        self.remove_oldest(n).await
+    }
+
+    /// Applies the retention settings at time `now_ms`: deletes expired closed segments
+    /// and advances the log start offset. Returns how many segments were deleted.
+    pub async fn enforce_retention(&self, now_ms: i64) -> Result<usize> {
+        let n = {
+            let st = self.state.borrow();
+            let closed = st.segments.len() - 1;
+            let stats: Vec<SegmentStat> = st.segments[..closed]
+                .iter()
+                .map(|s| SegmentStat {
+                    size: s.size,
+                    max_timestamp_ms: s.max_timestamp,
+                })
+                .collect();
+            let total = st.segments.iter().map(|s| s.size).sum();
+            retention::segments_to_delete(&stats, total, &self.config, now_ms)
+        };
+        self.remove_oldest(n).await
+    }
+
+    async fn remove_oldest(&self, n: usize) -> Result<usize> {
+        if n == 0 {
+            return Ok(0);
+        }
+        let removed: Vec<Segment> = {
+            let mut st = self.state.borrow_mut();
+            let n = n.min(st.segments.len() - 1);
+            let removed: Vec<Segment> = st.segments.drain(..n).collect();
+            st.log_start = st.log_start.max(st.segments[0].base_offset);
+            st.stats.segments_deleted += removed.len() as u64;
+            removed
+        };
+        let paths: Vec<PathBuf> = removed.iter().map(|s| s.log_path.clone()).collect();
+        let count = paths.len();
+        tracing::info!(dir = %self.dir.display(), segments = count,
+            log_start = self.log_start_offset(), "deleted old segments");
+        // Unlinking a large file can take milliseconds: keep it off the executor. Readers
+        // that still hold a segment's file keep reading it until they drop it.
+        glommio::executor()
+            .spawn_blocking(move || {
+                for p in paths {
+                    Segment::remove_files_blocking(&p)?;
+                }
+                Ok::<(), Error>(())
+            })
+            .await?;
+        Ok(count)
+    }
+
+    /// Removes every record at or after `offset` (the whole batch holding it, so the new
+    /// log end may be lower than `offset`). Used by replication to cut a diverged tail.
+    /// Returns the new log end offset.
+    pub async fn truncate_to(&self, offset: u64) -> Result<u64> {
+        let _order = self
+            .append_lock
+            .acquire_permit(1)
+            .await
+            .map_err(|_| Error::Closed)?;
+        self.state.borrow().writable()?;
+        let (log_start, log_end) = {
+            let st = self.state.borrow();
+            (st.log_start, st.log_end())
+        };
+        if offset >= log_end {
+            return Ok(log_end);
+        }
+        if offset < log_start {
+            return Err(Error::InvalidArgument(format!(
+                "cannot truncate to {offset}, below the log start offset {log_start}"
+            )));
+        }
+        // Let every queued write land before cutting files under it.
+        let slots = self.state.borrow().appender.slots_for_flush();
+        self.queue.take_slots(slots).await?;
+        let seq = self.state.borrow_mut().appender.seal_for_flush();
+        if let Err(e) = self.queue.wait_written(seq).await {
+            return Err(self.fail(e));
+        }
+
+        // Drop whole segments that start at or after the cut (keeping at least one).
+        let doomed: Vec<Segment> = {
+            let mut st = self.state.borrow_mut();
+            let keep = st
+                .segments
+                .partition_point(|s| s.base_offset < offset)
+                .max(1);
+            st.segments.drain(keep..).collect()
+        };
+        let doomed_paths: Vec<PathBuf> = doomed.iter().map(|s| s.log_path.clone()).collect();
+        drop(doomed);
+        glommio::executor()
+            .spawn_blocking(move || {
+                for p in doomed_paths {
+                    Segment::remove_files_blocking(&p)?;
+                }
+                Ok::<(), Error>(())
+            })
+            .await?;
+
+        // Cut the segment that holds the offset at the start of the batch holding it.
+        let (file, path, base, size) = {
+            let st = self.state.borrow();
+            let s = st.active();
+            (s.file.clone(), s.log_path.clone(), s.base_offset, s.size)
+        };
+        let mut cut = (size, self.state.borrow().active().next_offset);
+        let from = self
+            .state
+            .borrow()
+            .active()
+            .offset_index
+            .lookup((offset.max(base) - base).min(u32::MAX as u64) as u32);
+        reader::scan(
+            &file,
+            &path,
+            ScanParams {
+                from: from.position as u64,
+                to: size,
+                check_crc: false,
+                min_offset: base + from.relative_offset as u64,
+                batch_bytes_max: recovery::stored_batch_bytes_max(&self.config),
+            },
+            |pos, b| {
+                if b.last_offset() as u64 >= offset {
+                    cut = (pos, b.base_offset() as u64);
+                    return false;
+                }
+                true
+            },
+        )
+        .await?;
+        let (cut_pos, new_end) = if offset <= base { (0, base) } else { cut };
+        let tail = async {
+            file.truncate(cut_pos)
+                .await
+                .ctx("truncate segment", &path)?;
+            fsutil::remove_if_exists(&path.with_extension(fsutil::INDEX_EXT))?;
+            fsutil::remove_if_exists(&path.with_extension(fsutil::TIME_INDEX_EXT))?;
+            let mut fresh = Segment::new(
+                &self.dir,
+                base,
+                file.clone(),
+                self.config.index_interval_bytes,
+            );
+            fresh.size = 0;
+            Ok::<_, Error>(fresh)
+        }
+        .await;
+        let mut fresh = match tail {
+            Ok(f) => f,
+            Err(e) => return Err(self.fail(e)),
+        };
+        // Rebuild the segment's metadata from what is left.
+        reader::scan(
+            &file,
+            &path,
+            ScanParams {
+                from: 0,
+                to: cut_pos,
+                check_crc: false,
+                min_offset: base,
+                batch_bytes_max: recovery::stored_batch_bytes_max(&self.config),
+            },
+            |pos, b| {
+                fresh.on_batch(pos, b);
+                true
+            },
+        )
+        .await?;
+        assert_eq!(
+            fresh.size, cut_pos,
+            "rescan of a truncated segment disagrees"
+        );
+        fresh.next_offset = new_end;
+        fresh.durable_size = cut_pos;
+        let tail_bytes = recovery::prepare_active(&fresh, &self.config).await?;
+        if let Err(e) = file.fdatasync().await {
+            return Err(self.fail(Error::io("fdatasync", &path, std::io::Error::from(e))));
+        }
+        {
+            let mut st = self.state.borrow_mut();
+            let next_seq = st.appender.next_seq();
+            st.appender = Appender::resume(
+                file.clone(),
+                path.clone(),
+                self.queue.clone(),
+                self.config.write_chunk_bytes,
+                cut_pos,
+                &tail_bytes,
+                next_seq,
+            );
+            *st.active_mut() = fresh;
+            st.high_watermark = st.high_watermark.min(new_end);
+        }
+        self.cache.borrow_mut().truncate(self.cache_id, new_end);
+        Ok(new_end)
+    }
+
+    /// Flushes everything, truncates the active segment to its data, writes its indexes
+    /// and a clean shutdown marker, so the next open needs no recovery scan. The log
+    /// refuses further writes.
+    pub async fn close(&self) -> Result<()> {
+        let _order = self
+            .append_lock
+            .acquire_permit(1)
+            .await
+            .map_err(|_| Error::Closed)?;
+        self.state.borrow().writable()?;
+        self.finish_active().await?;
+        let indexes = {
+            let mut st = self.state.borrow_mut();
+            st.closed = true;
+            let active = st.active_mut();
+            active.seal_time_index();
+            active.encoded_indexes()
+        };
+        let marker = self.dir.join(checkpoint::CLEAN_SHUTDOWN_FILE);
+        glommio::executor()
+            .spawn_blocking(move || {
+                Segment::write_indexes_blocking(indexes.0, indexes.1)?;
+                fsutil::write_durable(&marker, b"")
+            })
+            .await?;
+        self.queue.close();
+        self.high_watermark_moved.notify(usize::MAX);
+        Ok(())
+    }
+}
+
+impl Drop for PartitionLog {
+    fn drop(&mut self) {
+        self.queue.close();
+        self.cache.borrow_mut().unregister(self.cache_id);
+    }
+}
+
+/// Bytes of the whole batches at the start of `bytes` whose last offset is below `end`.
+fn batches_below(bytes: &[u8], end: u64) -> usize {
+    let mut n = 0;
+    while let Some(b) = RecordBatch::from_prefix(&bytes[n..]) {
+        if b.last_offset() as u64 >= end {
+            break;
+        }
+        n += b.len();
+    }
+    n
+}
+
+/// Creates and preallocates an empty segment starting at `base`, durably.
+async fn create_segment(dir: &Path, base: u64, config: &LogConfig) -> Result<Segment> {
+    let path = fsutil::segment_file(dir, base, fsutil::LOG_EXT);
+    let file = segment::open_file(&path, true).await?;
+    file.pre_allocate(config.segment_bytes.next_multiple_of(4096), false)
+        .await
+        .ctx("preallocate segment", &path)?;
+    let d = dir.to_path_buf();
+    glommio::executor()
+        .spawn_blocking(move || fsutil::sync_dir(&d))
+        .await?;
+    Ok(Segment::new(
+        dir,
+        base,
+        Rc::new(file),
+        config.index_interval_bytes,
+    ))
+}

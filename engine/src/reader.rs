@@ -1,0 +1,217 @@
+//! Reading stored batches back from a segment file with direct I/O.
+//!
+//! All readers walk the segment batch by batch from a known batch start (position 0 or a
+//! sparse index entry). [`scan`] is the one loop that recovery, index rebuilding,
+//! timestamp lookups and fetches share; it stops at the first bytes that are not a
+//! complete, well-framed batch with offsets above the previous one (and, when asked, a
+//! matching CRC).
+
+use std::path::Path;
+
+use bytes::Bytes;
+use glommio::io::DmaFile;
+
+use crate::batch::{framed_len, RecordBatch, HEADER_BYTES, LOG_OVERHEAD};
+use crate::error::{IoContext, Result};
+
+/// Bytes read per I/O while scanning.
+pub const SCAN_WINDOW_BYTES: usize = 1 << 20;
+
+/// Where and why a scan ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanEnd {
+    /// Position just past the last good batch visited.
+    pub end: u64,
+    /// Offset after the last good batch visited (the `min_offset` given if none).
+    pub next_offset: u64,
+    /// Why the scan stopped before `to`, or `None` if it reached it (or the visitor
+    /// stopped it).
+    pub stop: Option<String>,
+    /// The scan stopped at a zero length field: the normal end of the data in a
+    /// preallocated segment, not a sign of damage.
+    pub at_zeros: bool,
+}
+
+/// Parameters of a scan.
+#[derive(Debug, Clone, Copy)]
+pub struct ScanParams {
+    /// First position; must be a batch start.
+    pub from: u64,
+    /// Position not to read past.
+    pub to: u64,
+    /// Verify each batch's CRC.
+    pub check_crc: bool,
+    /// The first batch's base offset must be at least this; each later one must be above
+    /// the previous batch's last offset.
+    pub min_offset: u64,
+    /// A framed length above this is treated as corruption, not as a batch.
+    pub batch_bytes_max: usize,
+}
+
+/// Visits batches from `p.from` until `p.to`, the first invalid bytes, or until `visit`
+/// returns `false`. `visit` gets each batch's file position.
+pub async fn scan(
+    file: &DmaFile,
+    path: &Path,
+    p: ScanParams,
+    mut visit: impl FnMut(u64, &RecordBatch<'_>) -> bool,
+) -> Result<ScanEnd> {
+    let mut pos = p.from;
+    let mut next_offset = p.min_offset;
+    let stop = |pos: u64, next_offset: u64, why: String| ScanEnd {
+        end: pos,
+        next_offset,
+        stop: Some(why),
+        at_zeros: false,
+    };
+    while pos < p.to {
+        let want = (p.to - pos).min(SCAN_WINDOW_BYTES as u64) as usize;
+        let window = file.read_at(pos, want).await.ctx("read segment", path)?;
+        let mut consumed = 0usize;
+        loop {
+            let rest = &window[consumed..];
+            let at = pos + consumed as u64;
+            if rest.is_empty() {
+                break;
+            }
+            let Some(len) = framed_len(rest) else {
+                if window.len() < want || at + (rest.len() as u64) >= p.to {
+                    return Ok(stop(at, next_offset, "incomplete batch header".into()));
+                }
+                break; // header straddles the window: read on from `at`
+            };
+            if len == LOG_OVERHEAD as i64 && rest[..LOG_OVERHEAD].iter().all(|&b| b == 0) {
+                return Ok(ScanEnd {
+                    at_zeros: true,
+                    ..stop(at, next_offset, "end of data (zeros)".into())
+                });
+            }
+            if len < HEADER_BYTES as i64 || len > p.batch_bytes_max as i64 {
+                return Ok(stop(
+                    at,
+                    next_offset,
+                    format!("no batch here (length field gives {len} bytes)"),
+                ));
+            }
+            let len = len as usize;
+            if at + len as u64 > p.to {
+                return Ok(stop(
+                    at,
+                    next_offset,
+                    format!("batch of {len} bytes runs past the end of the data"),
+                ));
+            }
+            let whole;
+            let bytes: &[u8] = if len <= rest.len() {
+                &rest[..len]
+            } else if consumed == 0 {
+                // A batch larger than the window: read it alone.
+                whole = file.read_at(at, len).await.ctx("read segment", path)?;
+                if whole.len() < len {
+                    return Ok(stop(at, next_offset, "segment file is short".into()));
+                }
+                &whole[..len]
+            } else {
+                break; // straddles the window: read on from `at`
+            };
+            let Some(batch) = RecordBatch::from_prefix(bytes) else {
+                return Ok(stop(at, next_offset, "bad magic or framing".into()));
+            };
+            if p.check_crc {
+                if let Err(e) = batch.verify_crc() {
+                    return Ok(stop(at, next_offset, e.to_string()));
+                }
+            }
+            if batch.base_offset() < next_offset as i64 || batch.last_offset_delta() < 0 {
+                return Ok(stop(
+                    at,
+                    next_offset,
+                    format!(
+                        "batch offsets {}..={} do not follow {}",
+                        batch.base_offset(),
+                        batch.last_offset(),
+                        next_offset
+                    ),
+                ));
+            }
+            if !visit(at, &batch) {
+                return Ok(ScanEnd {
+                    end: at,
+                    next_offset,
+                    stop: None,
+                    at_zeros: false,
+                });
+            }
+            next_offset = batch.last_offset() as u64 + 1;
+            consumed += len;
+            if len > rest.len() {
+                break;
+            }
+        }
+        if consumed == 0 && window.len() < want {
+            return Ok(stop(pos, next_offset, "segment file is short".into()));
+        }
+        pos += consumed as u64;
+    }
+    Ok(ScanEnd {
+        end: pos,
+        next_offset,
+        stop: None,
+        at_zeros: false,
+    })
+}
+
+/// Reads whole batches starting with the one that holds `offset`, from batch start
+/// `from`, not past position `to`, at most `max_bytes` except that the first batch is
+/// always whole. Returns the bytes (one copy out of the DMA buffer, so they can cross
+/// cores) or `None` if no batch at or after `offset` starts before `to`.
+pub async fn read_batches(
+    file: &DmaFile,
+    path: &Path,
+    from: u64,
+    to: u64,
+    offset: u64,
+    max_bytes: usize,
+    batch_bytes_max: usize,
+) -> Result<Option<Bytes>> {
+    let mut start = None;
+    let mut first_len = 0usize;
+    let found = scan(
+        file,
+        path,
+        ScanParams {
+            from,
+            to,
+            check_crc: false,
+            min_offset: 0,
+            batch_bytes_max,
+        },
+        |pos, b| {
+            if (b.last_offset() as u64) < offset {
+                return true;
+            }
+            start = Some(pos);
+            first_len = b.len();
+            false
+        },
+    )
+    .await?;
+    let Some(start) = start else {
+        let _ = found;
+        return Ok(None);
+    };
+    // Read the first batch plus whatever of the limit follows, then keep whole batches.
+    let want = (max_bytes.max(first_len) as u64).min(to - start) as usize;
+    let data = file.read_at(start, want).await.ctx("read segment", path)?;
+    let mut end = 0usize;
+    while let Some(b) = RecordBatch::from_prefix(&data[end..]) {
+        if end > 0 && end + b.len() > max_bytes {
+            break;
+        }
+        end += b.len();
+    }
+    if end == 0 {
+        return Ok(None);
+    }
+    Ok(Some(Bytes::copy_from_slice(&data[..end])))
+}
