@@ -16,8 +16,9 @@
 //! one writer issues them one at a time in order. A torn rewrite cannot damage flushed
 //! bytes: old and new versions of the block agree on them.
 //!
-//! Zeroing the pad matters: chunk buffers are recycled, and stale bytes past the end of the
-//! data could otherwise hold an old, valid-looking batch that crash recovery would accept.
+//! The pad is zeroed: chunk buffers are recycled, and stale bytes past the end of the data
+//! could hold an old, valid-looking batch. Recovery would still refuse it (its offsets do
+//! not follow the last good batch), but zeros end the scan at once and cost little.
 //!
 //! # Sequence numbers
 //! Every appended byte gets a log-wide sequence number (bytes appended since the log was
