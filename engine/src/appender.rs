@@ -2,9 +2,10 @@
 //!
 //! # Durability contract
 //! - [`Appender::append`] returning means the bytes are in a write buffer in memory.
-//! - A sealed buffer is written by the log's single writer task, strictly in the order it
-//!   was sealed; [`WriteQueue::wait_written`] resolves once every byte up to a given
-//!   sequence number is in the file (not yet durable).
+//! - A sealed buffer is written by the log's single writer task, issued in the order it
+//!   was sealed with up to `write_depth` writes in flight (several in flight keep the
+//!   disk busy while the executor is copying); [`WriteQueue::wait_written`] resolves
+//!   once every byte up to a given sequence number is in the file (not yet durable).
 //! - Durability comes only from the caller's `fdatasync` after `wait_written`.
 //!
 //! # Buffers and the partial tail block
@@ -12,8 +13,9 @@
 //! and queued. A flush seals the partly filled chunk: it is written up to the next 4 KiB
 //! boundary with the pad zeroed, and the bytes of its last, partial block are carried into
 //! a fresh chunk that starts at that block's file position. The next write rewrites that
-//! block with more data after it. Writes to one block therefore overlap, which is why
-//! one writer issues them one at a time in order. A torn rewrite cannot damage flushed
+//! block with more data after it. Writes to one block therefore overlap, so a write that
+//! overlaps one still in flight waits for it: the disk never sees two writes of a block
+//! at once, and the later one always lands last. A torn rewrite cannot damage flushed
 //! bytes: old and new versions of the block agree on them.
 //!
 //! The pad is zeroed: chunk buffers are recycled, and stale bytes past the end of the data
@@ -32,9 +34,42 @@ use std::rc::Rc;
 use event_listener::Event;
 use glommio::io::{DmaBuffer, DmaFile};
 use glommio::sync::Semaphore;
+use glommio::{Latency, Shares, TaskQueueHandle};
 
 use crate::config::IO_ALIGN;
 use crate::error::{Error, Result};
+
+/// Segment writes run in their own task queue. glommio picks the next queue by virtual
+/// runtime, so after a burst of appends the writer runs before the next appenders instead
+/// of waiting behind them in one FIFO queue (measured with 1 MiB batches and one producer:
+/// 554 MB/s with one queue, 646 MB/s with two). A latency-sensitive queue
+/// (`Latency::Matters`) would bound the wait further, but with glommio 0.9 on this machine
+/// it stalled wake-ups until the 100 ms preempt timer (throughput fell to 12-80 MB/s), as did
+/// preempt timers below a millisecond.
+thread_local! {
+    static IO_QUEUE: std::cell::Cell<Option<TaskQueueHandle>> = const { std::cell::Cell::new(None) };
+}
+
+/// The executor's task queue for segment writes, created on first use.
+fn io_queue() -> TaskQueueHandle {
+    IO_QUEUE.with(|q| match q.get() {
+        Some(h) => h,
+        None => {
+            let h = glommio::executor().create_task_queue(
+                Shares::Static(1000),
+                Latency::NotImportant,
+                "corelog-segment-writes",
+            );
+            q.set(Some(h));
+            h
+        }
+    })
+}
+
+/// Spawns `f` in the segment-write task queue.
+fn spawn_io<T: 'static>(f: impl std::future::Future<Output = T> + 'static) -> glommio::Task<T> {
+    glommio::spawn_local_into(f, io_queue()).expect("the segment-write task queue exists")
+}
 
 /// A chunk waiting for (or in) its write.
 struct Sealed {
@@ -49,10 +84,23 @@ struct Sealed {
     end_seq: u64,
 }
 
+/// A write issued to the disk and not yet accounted for.
+struct InFlight {
+    task: glommio::Task<Result<()>>,
+    buf: Rc<DmaBuffer>,
+    file: Rc<DmaFile>,
+    end_pos: u64,
+    end_seq: u64,
+}
+
 #[derive(Default)]
 struct QueueState {
     queue: VecDeque<Sealed>,
     writer_running: bool,
+    /// Writes handed to the disk that have not finished yet.
+    issued: usize,
+    /// While set, the writer issues nothing new (an fdatasync is running).
+    hold: bool,
     written_seq: u64,
     error: Option<Error>,
     spare: Vec<DmaBuffer>,
@@ -64,6 +112,8 @@ pub(crate) struct WriteQueue {
     /// One unit per chunk that may be sealed and not yet written.
     slots: Semaphore,
     slots_max: usize,
+    /// Writes in flight at once.
+    write_depth: usize,
     written: Event,
 }
 
@@ -79,11 +129,13 @@ impl std::fmt::Debug for WriteQueue {
 }
 
 impl WriteQueue {
-    pub(crate) fn new(slots_max: usize) -> Rc<WriteQueue> {
+    pub(crate) fn new(slots_max: usize, write_depth: usize) -> Rc<WriteQueue> {
+        assert!(write_depth >= 1, "write depth must be at least 1");
         Rc::new(WriteQueue {
             state: RefCell::new(QueueState::default()),
             slots: Semaphore::new(slots_max as u64),
             slots_max,
+            write_depth,
             written: Event::new(),
         })
     }
@@ -145,71 +197,158 @@ impl WriteQueue {
     fn push(self: &Rc<Self>, sealed: Sealed) {
         let spawn = {
             let mut st = self.state.borrow_mut();
+            if st.error.is_some() {
+                // After a failed write nothing more may reach the file (it would sit past a
+                // hole); the log is failed and waiters see the error.
+                drop(st);
+                self.slots.signal(1);
+                return;
+            }
             st.queue.push_back(sealed);
             !std::mem::replace(&mut st.writer_running, true)
         };
         if spawn {
             let me = self.clone();
-            glommio::spawn_local(async move { me.run_writer().await }).detach();
+            spawn_io(async move { me.run_writer().await }).detach();
         }
     }
 
-    /// Drains the queue one write at a time, in order.
+    /// Drains the queue in order with up to `write_depth` writes in flight. A write that
+    /// overlaps one still in flight (the carried tail block after a flush) waits for it,
+    /// so a block is never written twice at once. Completions are accounted in issue
+    /// order, so `written_seq` only ever covers bytes whose writes all finished.
     async fn run_writer(self: Rc<Self>) {
+        let mut inflight: VecDeque<InFlight> = VecDeque::new();
         loop {
-            let item = {
-                let mut st = self.state.borrow_mut();
-                match st.queue.pop_front() {
-                    Some(item) => item,
-                    None => {
-                        st.writer_running = false;
+            let next = self.state.borrow_mut().queue.pop_front();
+            let Some(item) = next else {
+                if let Some(oldest) = inflight.pop_front() {
+                    if !self.complete(oldest, &mut inflight).await {
                         return;
                     }
+                    continue;
                 }
+                self.state.borrow_mut().writer_running = false;
+                return;
             };
-            let buf = Rc::new(item.buf);
-            let result = match item.file.write_rc_at(buf.clone(), item.pos).await {
-                Ok(n) if n >= item.len => Ok(()),
-                Ok(n) => Err(Error::io(
-                    "write segment",
-                    item.path.as_path(),
-                    std::io::Error::new(
-                        std::io::ErrorKind::WriteZero,
-                        format!(
-                            "short write: {n} of {} bytes at position {}",
-                            item.len, item.pos
-                        ),
-                    ),
-                )),
-                Err(e) => Err(Error::io(
-                    "write segment",
-                    item.path.as_path(),
-                    std::io::Error::from(e),
-                )),
-            };
-            let mut st = self.state.borrow_mut();
-            let mut freed = 1;
-            match result {
-                Ok(()) => {
-                    debug_assert!(item.end_seq >= st.written_seq);
-                    st.written_seq = item.end_seq;
-                    if let Ok(b) = Rc::try_unwrap(buf) {
-                        if st.spare.len() < self.slots_max {
-                            st.spare.push(b);
-                        }
-                    }
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "segment write failed; the log stops accepting writes");
-                    st.error.get_or_insert(e);
-                    // Later writes would leave a hole before them: drop them.
-                    freed += st.queue.len();
-                    st.queue.clear();
+            let overlaps = |w: &InFlight| Rc::ptr_eq(&w.file, &item.file) && item.pos < w.end_pos;
+            while inflight.len() >= self.write_depth || inflight.iter().any(overlaps) {
+                let oldest = inflight.pop_front().expect("non-empty");
+                if !self.complete(oldest, &mut inflight).await {
+                    // Failed: the rest of the queue was dropped; drop this one too.
+                    self.slots.signal(1);
+                    return;
                 }
             }
-            drop(st);
-            self.slots.signal(freed as u64);
-            self.written.notify(usize::MAX);
+            self.wait_released().await;
+            let buf = Rc::new(item.buf);
+            let (file, path, pos, len) = (item.file.clone(), item.path.clone(), item.pos, item.len);
+            let b = buf.clone();
+            tracing::trace!(pos, len, depth = inflight.len(), "write issued");
+            self.state.borrow_mut().issued += 1;
+            let me = self.clone();
+            let task = spawn_io(async move {
+                let result = file.write_rc_at(b, pos).await;
+                me.state.borrow_mut().issued -= 1;
+                me.written.notify(usize::MAX);
+                match result {
+                    Ok(n) if n >= len => Ok(()),
+                    Ok(n) => Err(Error::io(
+                        "write segment",
+                        path.as_path(),
+                        std::io::Error::new(
+                            std::io::ErrorKind::WriteZero,
+                            format!("short write: {n} of {len} bytes at position {pos}"),
+                        ),
+                    )),
+                    Err(e) => Err(Error::io(
+                        "write segment",
+                        path.as_path(),
+                        std::io::Error::from(e),
+                    )),
+                }
+            });
+            inflight.push_back(InFlight {
+                task,
+                buf,
+                file: item.file,
+                end_pos: item.pos + item.len as u64,
+                end_seq: item.end_seq,
+            });
+        }
+    }
+
+    /// Waits for the oldest write and accounts for it; `false` if it failed (the log is
+    /// then failed, every queued and in-flight write is abandoned and its slot returned).
+    async fn complete(&self, w: InFlight, rest: &mut VecDeque<InFlight>) -> bool {
+        let result = w.task.await;
+        let mut st = self.state.borrow_mut();
+        let ok = match result {
+            Ok(()) => {
+                tracing::trace!(end_pos = w.end_pos, "write done");
+                debug_assert!(w.end_seq >= st.written_seq);
+                st.written_seq = w.end_seq;
+                if let Ok(b) = Rc::try_unwrap(w.buf) {
+                    if st.spare.len() < self.slots_max {
+                        st.spare.push(b);
+                    }
+                }
+                self.slots.signal(1);
+                true
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "segment write failed; the log stops accepting writes");
+                st.error.get_or_insert(e);
+                // Later writes would leave a hole before them: drop the queued ones, and
+                // let the in-flight ones finish without counting them.
+                let dropped = st.queue.len() + 1 + rest.len();
+                st.queue.clear();
+                st.writer_running = false;
+                rest.clear();
+                self.slots.signal(dropped as u64);
+                false
+            }
+        };
+        drop(st);
+        self.written.notify(usize::MAX);
+        ok
+    }
+
+    /// Stops the writer from issuing new writes and waits until every write already issued
+    /// has finished. An fdatasync runs between this and [`WriteQueue::release`]: on a disk
+    /// whose cache flush waits for every outstanding write, letting new writes in during an
+    /// fdatasync makes it several times slower (measured: 3.6 ms instead of 0.3 ms with two
+    /// 1 MiB writes in flight).
+    pub(crate) async fn hold(&self) {
+        self.state.borrow_mut().hold = true;
+        loop {
+            if self.state.borrow().issued == 0 {
+                return;
+            }
+            let listener = self.written.listen();
+            if self.state.borrow().issued == 0 {
+                return;
+            }
+            listener.await;
+        }
+    }
+
+    /// Lets the writer issue writes again after [`WriteQueue::hold`].
+    pub(crate) fn release(&self) {
+        self.state.borrow_mut().hold = false;
+        self.written.notify(usize::MAX);
+    }
+
+    async fn wait_released(&self) {
+        loop {
+            if !self.state.borrow().hold {
+                return;
+            }
+            let listener = self.written.listen();
+            if !self.state.borrow().hold {
+                return;
+            }
+            listener.await;
         }
     }
 

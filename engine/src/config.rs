@@ -34,6 +34,9 @@ pub struct LogConfig {
     /// How many full write buffers may wait for (or be in) the disk at once per log before
     /// appends wait: the log's write-back memory is at most this many chunks plus one.
     pub write_chunks_inflight_max: usize,
+    /// Writes a log keeps in flight at once (queue depth). Above one, the disk stays busy
+    /// while the executor is busy copying and checking batches.
+    pub write_depth: usize,
 }
 
 impl Default for LogConfig {
@@ -47,6 +50,7 @@ impl Default for LogConfig {
             max_batch_bytes: 1_048_588,
             write_chunk_bytes: 1 << 20,
             write_chunks_inflight_max: 4,
+            write_depth: 4,
         }
     }
 }
@@ -63,6 +67,12 @@ impl LogConfig {
         }
         if self.write_chunks_inflight_max < 2 {
             return bad("write_chunks_inflight_max must be at least 2".into());
+        }
+        if self.write_depth == 0 || self.write_depth > self.write_chunks_inflight_max {
+            return bad(format!(
+                "write_depth ({}) must be between 1 and write_chunks_inflight_max ({})",
+                self.write_depth, self.write_chunks_inflight_max
+            ));
         }
         if self.max_batch_bytes < crate::batch::HEADER_BYTES {
             return bad(format!(

@@ -17,6 +17,7 @@
 //! - [`recovery`]: opening a log directory after a clean or unclean shutdown.
 //! - [`retention`]: which segments retention deletes.
 //! - [`checkpoint`]: small state files (log start offset, clean shutdown marker).
+//! - [`epoch`]: the leader epoch cache and its checkpoint file.
 //! - [`log`]: the partition log API that ties them together.
 
 pub mod appender;
@@ -26,6 +27,7 @@ pub mod cache;
 pub mod checkpoint;
 pub mod config;
 pub mod device;
+pub mod epoch;
 pub mod error;
 pub mod fsutil;
 pub mod index;

@@ -37,6 +37,7 @@ use crate::batch::{self, RecordBatch};
 use crate::cache::{LogId, TailCache};
 use crate::checkpoint;
 use crate::config::LogConfig;
+use crate::epoch::LeaderEpochCache;
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil;
 use crate::reader::{self, ScanParams};
@@ -127,6 +128,8 @@ struct State {
     closed: bool,
     /// A flush is running (see [`PartitionLog::flush`]).
     flushing: bool,
+    /// Leader epoch of each range of offsets.
+    epochs: LeaderEpochCache,
     stats: LogStats,
 }
 
@@ -201,7 +204,8 @@ impl PartitionLog {
 
         let marker = dir.join(checkpoint::CLEAN_SHUTDOWN_FILE);
         let clean = marker.exists();
-        let (mut segments, report) = recovery::load(&dir, &config, clean).await?;
+        let mut epochs = LeaderEpochCache::read(&dir)?;
+        let (mut segments, report) = recovery::load(&dir, &config, clean, &epochs).await?;
         let checkpointed_start = checkpoint::read_log_start(&dir)?;
         if segments.is_empty() {
             let seg = create_segment(&dir, checkpointed_start, &config).await?;
@@ -223,13 +227,17 @@ impl PartitionLog {
         }
 
         let log_end = active.next_offset;
+        if epochs.truncate_from(log_end) {
+            // Epochs whose batches did not survive the crash.
+            epochs.write(&dir)?;
+        }
         let mut log_start = checkpointed_start.max(segments[0].base_offset);
         if log_start > log_end {
             tracing::warn!(dir = %dir.display(), log_start, log_end,
                 "log start checkpoint is past the log end; using the log end");
             log_start = log_end;
         }
-        let queue = WriteQueue::new(config.write_chunks_inflight_max);
+        let queue = WriteQueue::new(config.write_chunks_inflight_max, config.write_depth);
         let appender = Appender::resume(
             active.file.clone(),
             active.log_path.clone(),
@@ -264,6 +272,7 @@ impl PartitionLog {
                 failed: None,
                 closed: false,
                 flushing: false,
+                epochs,
                 stats: LogStats::default(),
             }),
             queue,
@@ -351,6 +360,7 @@ impl PartitionLog {
         if self.needs_roll(batch.len()) {
             self.roll().await?;
         }
+        self.enter_epoch(opts.leader_epoch).await?;
         let slots = self.state.borrow().appender.slots_for_append(batch.len());
         self.queue.take_slots(slots).await?;
 
@@ -362,6 +372,7 @@ impl PartitionLog {
         }
         let base = st.log_end();
         let last = base + info.offset_count as u64 - 1;
+        tracing::trace!(base, len = batch.len(), "append");
         batch::assign(&mut batch, base as i64, opts.leader_epoch);
         let mut append_time = -1;
         if let Some(now) = opts.log_append_time_ms {
@@ -386,6 +397,38 @@ impl PartitionLog {
             log_append_time_ms: append_time,
             log_start_offset: log_start,
         })
+    }
+
+    /// Records a new leader epoch durably before its first batch is appended; refuses an
+    /// epoch older than the newest. Caller holds the append lock.
+    async fn enter_epoch(&self, epoch: i32) -> Result<()> {
+        let (latest, log_end) = {
+            let st = self.state.borrow();
+            (st.epochs.latest(), st.log_end())
+        };
+        if epoch == latest {
+            return Ok(());
+        }
+        if epoch < latest {
+            return Err(Error::InvalidArgument(format!(
+                "leader epoch {epoch} is older than the log's epoch {latest}"
+            )));
+        }
+        let mut next = self.state.borrow().epochs.clone();
+        if next.assign(epoch, log_end) {
+            let dir = self.dir.clone();
+            let to_write = next.clone();
+            glommio::executor()
+                .spawn_blocking(move || to_write.write(&dir))
+                .await?;
+        }
+        self.state.borrow_mut().epochs = next;
+        Ok(())
+    }
+
+    /// The leader epoch cache: each epoch and the first offset written under it.
+    pub fn leader_epochs(&self) -> Vec<crate::epoch::EpochEntry> {
+        self.state.borrow().epochs.entries().to_vec()
     }
 
     fn needs_roll(&self, len: usize) -> bool {
@@ -462,12 +505,18 @@ impl PartitionLog {
                 active.size,
             )
         };
+        tracing::trace!(end_offset, end_size, "flush sealed");
         if let Err(e) = self.queue.wait_written(seq).await {
             return Err(self.fail(e));
         }
-        if let Err(e) = file.fdatasync().await {
+        tracing::trace!("flush writes done; fdatasync");
+        self.queue.hold().await;
+        let synced = file.fdatasync().await;
+        self.queue.release();
+        if let Err(e) = synced {
             return Err(self.fail(Error::io("fdatasync", &path, std::io::Error::from(e))));
         }
+        tracing::trace!("fdatasync done");
         let hw = {
             let mut st = self.state.borrow_mut();
             st.stats.fsyncs += 1;
@@ -948,6 +997,16 @@ impl PartitionLog {
             );
             *st.active_mut() = fresh;
             st.high_watermark = st.high_watermark.min(new_end);
+        }
+        let epochs = {
+            let mut st = self.state.borrow_mut();
+            st.epochs.truncate_from(new_end).then(|| st.epochs.clone())
+        };
+        if let Some(epochs) = epochs {
+            let dir = self.dir.clone();
+            glommio::executor()
+                .spawn_blocking(move || epochs.write(&dir))
+                .await?;
         }
         self.cache.borrow_mut().truncate(self.cache_id, new_end);
         Ok(new_end)

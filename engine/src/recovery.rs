@@ -20,6 +20,7 @@ use glommio::io::DmaFile;
 
 use crate::batch::{RecordBatch, HEADER_BYTES};
 use crate::config::LogConfig;
+use crate::epoch::LeaderEpochCache;
 use crate::error::{IoContext, Result};
 use crate::fsutil;
 use crate::index::{OffsetIndex, TimeIndex};
@@ -57,6 +58,7 @@ pub(crate) async fn load(
     dir: &Path,
     config: &LogConfig,
     clean: bool,
+    epochs: &LeaderEpochCache,
 ) -> Result<(Vec<Segment>, RecoveryReport)> {
     let started = Instant::now();
     let bases = segment::list_segments(dir)?;
@@ -75,7 +77,7 @@ pub(crate) async fn load(
         if next_base.is_some() || clean {
             load_trusted(&mut seg, file_size, next_base, config, &mut report).await?;
         } else {
-            recover_tail(&mut seg, file_size, config, &mut report).await?;
+            recover_tail(&mut seg, file_size, config, epochs, &mut report).await?;
         }
         seg.durable_size = seg.size;
         segments.push(seg);
@@ -109,7 +111,7 @@ async fn load_trusted(
         }
         None => {
             report.indexes_rebuilt += 1;
-            let end = rebuild(seg, file_size, false, config).await?;
+            let end = rebuild(seg, file_size, None, config).await?;
             if end.stop.is_some() {
                 tracing::error!(
                     path = %seg.log_path.display(),
@@ -183,11 +185,14 @@ async fn last_offset_after(seg: &Segment, config: &LogConfig) -> Result<u64> {
 }
 
 /// Rebuilds a segment's indexes and counters by scanning it from the start; the segment
-/// ends where the scan stopped.
+/// ends where the scan stopped. With `strict`, every batch's CRC is checked, offsets must
+/// follow each other exactly (the engine never leaves gaps) and each batch must carry the
+/// leader epoch the cache gives for its offset: the base offset and the epoch lie outside
+/// the CRC, so this is what catches damage there.
 async fn rebuild(
     seg: &mut Segment,
     to: u64,
-    check_crc: bool,
+    strict: Option<&LeaderEpochCache>,
     config: &LogConfig,
 ) -> Result<reader::ScanEnd> {
     let file = seg.file.clone();
@@ -198,22 +203,44 @@ async fn rebuild(
         file.clone(),
         config.index_interval_bytes,
     );
-    let end = reader::scan(
+    let mut refused = None;
+    let mut end = reader::scan(
         &file,
         &path,
         ScanParams {
             from: 0,
             to,
-            check_crc,
+            check_crc: strict.is_some(),
             min_offset: seg.base_offset,
             batch_bytes_max: stored_batch_bytes_max(config),
         },
         |pos, b: &RecordBatch<'_>| {
+            if let Some(epochs) = strict {
+                let base = b.base_offset() as u64;
+                if base != fresh.next_offset {
+                    refused = Some(format!(
+                        "batch at offset {base} does not follow offset {}",
+                        fresh.next_offset
+                    ));
+                    return false;
+                }
+                let want = epochs.epoch_for(base);
+                if b.leader_epoch() != want {
+                    refused = Some(format!(
+                        "batch at offset {base} has leader epoch {}, the epoch cache says {want}",
+                        b.leader_epoch()
+                    ));
+                    return false;
+                }
+            }
             fresh.on_batch(pos, b);
             true
         },
     )
     .await?;
+    if refused.is_some() {
+        end.stop = refused;
+    }
     seg.size = fresh.size;
     seg.next_offset = fresh.next_offset;
     seg.max_timestamp = fresh.max_timestamp;
@@ -230,10 +257,11 @@ async fn recover_tail(
     seg: &mut Segment,
     file_size: u64,
     config: &LogConfig,
+    epochs: &LeaderEpochCache,
     report: &mut RecoveryReport,
 ) -> Result<()> {
     report.indexes_rebuilt += 1;
-    let end = rebuild(seg, file_size, true, config).await?;
+    let end = rebuild(seg, file_size, Some(epochs), config).await?;
     report.validated_bytes = end.end;
     // Everything past the data is discarded: cut the file there and preallocate again so
     // the rest reads as zeros.

@@ -489,3 +489,45 @@ fn long_poll_wakes_when_data_becomes_durable() {
         assert_eq!(waiter.await, 3);
     });
 }
+
+#[test]
+fn leader_epochs_are_recorded_enforced_and_truncated() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p");
+    let p = path.clone();
+    let epoch = |e| AppendOptions {
+        leader_epoch: e,
+        log_append_time_ms: None,
+    };
+    run(move || async move {
+        let log = PartitionLog::open(&p, LogConfig::default(), big_cache())
+            .await
+            .unwrap();
+        log.append(batch(1, 2, 10, 0), epoch(0)).await.unwrap();
+        log.append(batch(2, 2, 10, 0), epoch(3)).await.unwrap();
+        log.append(batch(3, 2, 10, 0), epoch(5)).await.unwrap();
+        assert!(matches!(
+            log.append(batch(4, 2, 10, 0), epoch(4)).await,
+            Err(Error::InvalidArgument(_))
+        ));
+        log.flush().await.unwrap();
+        let starts: Vec<(i32, u64)> = log
+            .leader_epochs()
+            .iter()
+            .map(|e| (e.epoch, e.start_offset))
+            .collect();
+        assert_eq!(starts, vec![(3, 2), (5, 4)]);
+        log.truncate_to(4).await.unwrap();
+        assert_eq!(log.leader_epochs().len(), 1);
+        // Crash (no close): the next open checks every batch's epoch against the cache.
+    });
+    run(move || async move {
+        let log = PartitionLog::open(&path, LogConfig::default(), no_cache())
+            .await
+            .unwrap();
+        assert_eq!(log.log_end_offset(), 4);
+        assert_eq!(log.leader_epochs().len(), 1);
+        let b = split(&log.read(2, 1000).await.unwrap().batches);
+        assert_eq!(RecordBatch::new(&b[0].1).unwrap().leader_epoch(), 3);
+    });
+}

@@ -64,6 +64,8 @@ struct Model {
     /// Appended, not yet known durable.
     pending: Vec<Stored>,
     log_start: u64,
+    /// Leader epoch of the next append (raised now and then).
+    epoch: i32,
 }
 
 impl Model {
@@ -226,10 +228,14 @@ fn check_recovered(
         "seed {seed}: more batches than were appended"
     );
     for (a, b) in model.pending.iter().zip(extra) {
+        let first_diff = a.bytes.iter().zip(&b.bytes).position(|(x, y)| x != y);
         assert!(
             a.base == b.base && a.bytes == b.bytes,
-            "seed {seed}: unflushed survivor at {} is not what was appended",
-            a.base
+            "seed {seed}: unflushed survivor at {} (recovered as {}) is not what was appended: \
+             first differing byte {first_diff:?} of {}",
+            a.base,
+            b.base,
+            a.bytes.len()
         );
     }
     // Nothing at or after the damage survives: compute each survivor's file position in
@@ -255,179 +261,192 @@ fn check_recovered(
 }
 
 fn run_seed(seed: u64) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("log");
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut model = Model::default();
-    let mut cov = Coverage::default();
-    // Executor lifetimes, each ending in a clean close or a crash.
-    let steps = 30;
-    let mut step = 0;
-    while step < steps {
-        // One executor lifetime: a run of operations ending in a clean close or a crash.
-        let p = path.clone();
-        let cached = rng.gen_bool(0.5);
-        let ops: u64 = rng.gen();
-        let (m, crashed) = run(move || async move {
-            let mut rng = ChaCha8Rng::seed_from_u64(ops);
-            let mut model = model;
-            let cache = if cached { big_cache() } else { no_cache() };
-            let log = PartitionLog::open(&p, config(), cache).await.expect("open");
-            assert_eq!(
-                log.log_end_offset(),
-                model.end(),
-                "seed {seed}: log end after open"
-            );
-            assert_eq!(log.high_watermark(), model.end());
-            let n = rng.gen_range(5..80);
-            for _ in 0..n {
-                match rng.gen_range(0..100) {
-                    0..=59 => {
-                        let bytes = random_batch(&mut rng);
-                        let info = log
-                            .append(BytesMut::from(&bytes[..]), AppendOptions::default())
-                            .await
-                            .expect("append");
-                        assert_eq!(
-                            info.base_offset,
-                            model.end(),
-                            "seed {seed}: offsets must follow"
-                        );
-                        let mut stored = bytes.clone();
-                        batch::assign(&mut stored, info.base_offset as i64, 0);
-                        model.pending.push(Stored {
-                            base: info.base_offset,
-                            last: info.last_offset,
-                            bytes: stored,
-                        });
-                        model.advance(log.high_watermark());
-                    }
-                    60..=74 => {
-                        let hw = log.flush().await.expect("flush");
-                        assert_eq!(hw, model.end(), "seed {seed}: flush covers every append");
-                        model.advance(hw);
-                    }
-                    75..=94 => {
-                        let hw = log.high_watermark();
-                        let start = log.log_start_offset();
-                        let off = rng.gen_range(start..=hw);
-                        let max = rng.gen_range(1..30_000);
-                        let data = log.read(off, max).await.expect("read");
-                        let mut got = Vec::new();
-                        for c in &data.batches {
-                            let mut rest = &c[..];
-                            while let Some(b) = RecordBatch::from_prefix(rest) {
-                                got.push(b.as_bytes().to_vec());
-                                rest = &rest[b.len()..];
+    // One executor per seed: a crash drops the log, lets writes already handed to the
+    // kernel land (as they would for a killed process), then damages and reopens it.
+    run(move || async move {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut model = Model::default();
+        let mut cov = Coverage::default();
+        // Executor lifetimes, each ending in a clean close or a crash.
+        let steps = 30;
+        let mut step = 0;
+        while step < steps {
+            // One executor lifetime: a run of operations ending in a clean close or a crash.
+            let p = path.clone();
+            let cached = rng.gen_bool(0.5);
+            let ops: u64 = rng.gen();
+            let (m, crashed) = {
+                let mut rng = ChaCha8Rng::seed_from_u64(ops);
+                let mut model = model;
+                let cache = if cached { big_cache() } else { no_cache() };
+                let log = PartitionLog::open(&p, config(), cache).await.expect("open");
+                assert_eq!(
+                    log.log_end_offset(),
+                    model.end(),
+                    "seed {seed}: log end after open"
+                );
+                assert_eq!(log.high_watermark(), model.end());
+                let n = rng.gen_range(5..80);
+                for _ in 0..n {
+                    match rng.gen_range(0..100) {
+                        0..=59 => {
+                            let bytes = random_batch(&mut rng);
+                            if rng.gen_bool(0.03) {
+                                model.epoch += rng.gen_range(1..3);
+                            }
+                            let opts = AppendOptions {
+                                leader_epoch: model.epoch,
+                                log_append_time_ms: None,
+                            };
+                            let info = log
+                                .append(BytesMut::from(&bytes[..]), opts)
+                                .await
+                                .expect("append");
+                            assert_eq!(
+                                info.base_offset,
+                                model.end(),
+                                "seed {seed}: offsets must follow"
+                            );
+                            let mut stored = bytes.clone();
+                            batch::assign(&mut stored, info.base_offset as i64, model.epoch);
+                            model.pending.push(Stored {
+                                base: info.base_offset,
+                                last: info.last_offset,
+                                bytes: stored,
+                            });
+                            model.advance(log.high_watermark());
+                        }
+                        60..=74 => {
+                            let hw = log.flush().await.expect("flush");
+                            assert_eq!(hw, model.end(), "seed {seed}: flush covers every append");
+                            model.advance(hw);
+                        }
+                        75..=94 => {
+                            let hw = log.high_watermark();
+                            let start = log.log_start_offset();
+                            let off = rng.gen_range(start..=hw);
+                            let max = rng.gen_range(1..30_000);
+                            let data = log.read(off, max).await.expect("read");
+                            let mut got = Vec::new();
+                            for c in &data.batches {
+                                let mut rest = &c[..];
+                                while let Some(b) = RecordBatch::from_prefix(rest) {
+                                    got.push(b.as_bytes().to_vec());
+                                    rest = &rest[b.len()..];
+                                }
+                            }
+                            if off == hw {
+                                assert!(got.is_empty());
+                                continue;
+                            }
+                            let first = model
+                                .durable
+                                .iter()
+                                .position(|b| b.last >= off)
+                                .expect("offset below hw is durable");
+                            assert!(
+                                !got.is_empty(),
+                                "seed {seed}: empty read at {off} < hw {hw}"
+                            );
+                            let total: usize = got.iter().map(|g| g.len()).sum();
+                            assert!(
+                                total <= max || got.len() == 1,
+                                "seed {seed}: read over its limit"
+                            );
+                            for (i, g) in got.iter().enumerate() {
+                                assert_eq!(
+                                    g,
+                                    &model.durable[first + i].bytes,
+                                    "seed {seed}: read at {off} batch {i}"
+                                );
                             }
                         }
-                        if off == hw {
-                            assert!(got.is_empty());
-                            continue;
+                        _ => {
+                            // Let queued writes progress without a flush, so a crash finds a
+                            // mix of written and unwritten unflushed data.
+                            glommio::timer::sleep(std::time::Duration::from_micros(
+                                rng.gen_range(0..500),
+                            ))
+                            .await;
+                            model.advance(log.high_watermark());
                         }
-                        let first = model
-                            .durable
-                            .iter()
-                            .position(|b| b.last >= off)
-                            .expect("offset below hw is durable");
-                        assert!(
-                            !got.is_empty(),
-                            "seed {seed}: empty read at {off} < hw {hw}"
-                        );
-                        let total: usize = got.iter().map(|g| g.len()).sum();
-                        assert!(
-                            total <= max || got.len() == 1,
-                            "seed {seed}: read over its limit"
-                        );
-                        for (i, g) in got.iter().enumerate() {
-                            assert_eq!(
-                                g,
-                                &model.durable[first + i].bytes,
-                                "seed {seed}: read at {off} batch {i}"
-                            );
-                        }
-                    }
-                    _ => {
-                        // Let queued writes progress without a flush, so a crash finds a
-                        // mix of written and unwritten unflushed data.
-                        glommio::timer::sleep(std::time::Duration::from_micros(
-                            rng.gen_range(0..500),
-                        ))
-                        .await;
-                        model.advance(log.high_watermark());
                     }
                 }
+                model.advance(log.high_watermark());
+                let all = read_all(&log).await;
+                assert_eq!(all.len(), model.durable.len(), "seed {seed}: full read");
+                if rng.gen_bool(0.5) {
+                    log.close().await.expect("close");
+                    model.advance(model.end());
+                    (model, false)
+                } else {
+                    drop(log); // crash: whatever was written by now stays, nothing else
+                    glommio::timer::sleep(std::time::Duration::from_millis(5)).await;
+                    (model, true)
+                }
+            };
+            model = m;
+            step += 1;
+            if !crashed {
+                cov.clean_closes += 1;
             }
-            model.advance(log.high_watermark());
-            let all = read_all(&log).await;
-            assert_eq!(all.len(), model.durable.len(), "seed {seed}: full read");
-            if rng.gen_bool(0.5) {
-                log.close().await.expect("close");
-                model.advance(model.end());
-                (model, false)
-            } else {
-                drop(log); // crash: whatever was written by now stays, nothing else
-                (model, true)
+            if crashed {
+                cov.crashes += 1;
+                let (seg, durable_end) = active_segment(&path, &model);
+                let seg_base =
+                    fsutil::parse_segment_name(seg.file_name().unwrap().to_str().unwrap())
+                        .unwrap()
+                        .0;
+                let dmg = damage(&seg, durable_end, &mut rng);
+                match dmg {
+                    Damage::Cut(_) => cov.cuts += 1,
+                    Damage::Flip(_) => cov.flips += 1,
+                    Damage::None => {}
+                }
+                let p = path.clone();
+                let got = {
+                    let log = PartitionLog::open(&p, config(), no_cache())
+                        .await
+                        .expect("reopen after crash");
+                    read_all(&log).await
+                };
+                check_recovered(
+                    seed,
+                    &mut model,
+                    got,
+                    Some((seg_base, durable_end)),
+                    &dmg,
+                    &mut cov,
+                );
             }
-        });
-        model = m;
-        step += 1;
-        if !crashed {
-            cov.clean_closes += 1;
         }
-        if crashed {
-            cov.crashes += 1;
-            let (seg, durable_end) = active_segment(&path, &model);
-            let seg_base = fsutil::parse_segment_name(seg.file_name().unwrap().to_str().unwrap())
-                .unwrap()
-                .0;
-            let dmg = damage(&seg, durable_end, &mut rng);
-            match dmg {
-                Damage::Cut(_) => cov.cuts += 1,
-                Damage::Flip(_) => cov.flips += 1,
-                Damage::None => {}
-            }
-            let p = path.clone();
-            let got = run(move || async move {
-                let log = PartitionLog::open(&p, config(), no_cache())
-                    .await
-                    .expect("reopen after crash");
-                read_all(&log).await
-            });
-            check_recovered(
-                seed,
-                &mut model,
-                got,
-                Some((seg_base, durable_end)),
-                &dmg,
-                &mut cov,
-            );
-        }
-    }
-    eprintln!(
-        "model seed {seed}: {cov:?}, {} batches at the end",
-        model.durable.len()
-    );
-    // The log is still sound: one final open reads back exactly the model.
-    let p = path.clone();
-    let want: Vec<(u64, Vec<u8>)> = model
-        .durable
-        .iter()
-        .map(|b| (b.base, b.bytes.clone()))
-        .collect();
-    run(move || async move {
-        let log = PartitionLog::open(&p, config(), no_cache()).await.unwrap();
-        let got: Vec<(u64, Vec<u8>)> = read_all(&log)
-            .await
-            .into_iter()
-            .map(|b| (b.base, b.bytes))
+        eprintln!(
+            "model seed {seed}: {cov:?}, {} batches at the end",
+            model.durable.len()
+        );
+        // The log is still sound: one final open reads back exactly the model.
+        let p = path.clone();
+        let want: Vec<(u64, Vec<u8>)> = model
+            .durable
+            .iter()
+            .map(|b| (b.base, b.bytes.clone()))
             .collect();
-        assert_eq!(got.len(), want.len(), "seed {seed}: final batch count");
-        assert!(got == want, "seed {seed}: final contents differ");
-        for w in got.windows(2) {
-            assert!(w[1].0 > w[0].0, "seed {seed}: offsets repeat");
+        {
+            let log = PartitionLog::open(&p, config(), no_cache()).await.unwrap();
+            let got: Vec<(u64, Vec<u8>)> = read_all(&log)
+                .await
+                .into_iter()
+                .map(|b| (b.base, b.bytes))
+                .collect();
+            assert_eq!(got.len(), want.len(), "seed {seed}: final batch count");
+            assert!(got == want, "seed {seed}: final contents differ");
+            for w in got.windows(2) {
+                assert!(w[1].0 > w[0].0, "seed {seed}: offsets repeat");
+            }
         }
-    });
+    })
 }
 
 #[test]
