@@ -39,6 +39,10 @@ use glommio::{Latency, Shares, TaskQueueHandle};
 use crate::config::IO_ALIGN;
 use crate::error::{Error, Result};
 
+thread_local! {
+    static IO_QUEUE: std::cell::Cell<Option<TaskQueueHandle>> = const { std::cell::Cell::new(None) };
+}
+
 /// Segment writes run in their own task queue. glommio picks the next queue by virtual
 /// runtime, so after a burst of appends the writer runs before the next appenders instead
 /// of waiting behind them in one FIFO queue (measured with 1 MiB batches and one producer:
@@ -46,10 +50,7 @@ use crate::error::{Error, Result};
 /// (`Latency::Matters`) would bound the wait further, but with glommio 0.9 on this machine
 /// it stalled wake-ups until the 100 ms preempt timer (throughput fell to 12-80 MB/s), as did
 /// preempt timers below a millisecond.
-thread_local! {
-    static IO_QUEUE: std::cell::Cell<Option<TaskQueueHandle>> = const { std::cell::Cell::new(None) };
-}
-
+///
 /// The executor's task queue for segment writes, created on first use.
 fn io_queue() -> TaskQueueHandle {
     IO_QUEUE.with(|q| match q.get() {
@@ -162,6 +163,11 @@ impl WriteQueue {
         if n > 0 {
             self.slots.signal(n as u64);
         }
+    }
+
+    /// Every byte with a sequence number below this is in its file.
+    pub(crate) fn written_seq(&self) -> u64 {
+        self.state.borrow().written_seq
     }
 
     /// Resolves when every byte below `seq` has been written, or with the first failure.

@@ -59,7 +59,7 @@ impl LogConfig {
     /// Checks the relationships the engine relies on.
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(Error::InvalidArgument(m));
-        if self.write_chunk_bytes < IO_ALIGN || self.write_chunk_bytes % IO_ALIGN != 0 {
+        if self.write_chunk_bytes < IO_ALIGN || !self.write_chunk_bytes.is_multiple_of(IO_ALIGN) {
             return bad(format!(
                 "write_chunk_bytes ({}) must be a non-zero multiple of {IO_ALIGN}",
                 self.write_chunk_bytes

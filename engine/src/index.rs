@@ -125,7 +125,7 @@ impl OffsetIndex {
     /// inside `segment_bytes`). Whether entries point at real batches is checked by the
     /// caller against the segment.
     pub fn decode(bytes: &[u8], segment_bytes: u64) -> Result<OffsetIndex, String> {
-        if bytes.len() % OFFSET_ENTRY_BYTES != 0 {
+        if !bytes.len().is_multiple_of(OFFSET_ENTRY_BYTES) {
             return Err(format!(
                 "{} bytes is not a whole number of entries",
                 bytes.len()
@@ -222,7 +222,7 @@ impl TimeIndex {
 
     /// Parses file bytes, checking the shape.
     pub fn decode(bytes: &[u8]) -> Result<TimeIndex, String> {
-        if bytes.len() % TIME_ENTRY_BYTES != 0 {
+        if !bytes.len().is_multiple_of(TIME_ENTRY_BYTES) {
             return Err(format!(
                 "{} bytes is not a whole number of entries",
                 bytes.len()

@@ -24,6 +24,7 @@
 //! flag); reads take no lock. No `RefCell` borrow is held across an `.await`.
 
 use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -119,6 +120,18 @@ pub struct LogStats {
     pub segments_deleted: u64,
 }
 
+/// The end of one appended batch.
+#[derive(Debug, Clone, Copy)]
+struct BatchEnd {
+    /// Write sequence number one past its last byte.
+    seq: u64,
+    /// Offset after it.
+    next_offset: u64,
+    /// Its segment, and the segment's size after it.
+    segment_base: u64,
+    segment_size: u64,
+}
+
 struct State {
     segments: Vec<Segment>,
     appender: Appender,
@@ -130,6 +143,10 @@ struct State {
     flushing: bool,
     /// Leader epoch of each range of offsets.
     epochs: LeaderEpochCache,
+    /// Where recent batches end, oldest first: lets a flush cover every batch whose bytes
+    /// are all written when its fdatasync starts. Trimmed as writes complete, so it holds
+    /// about the batches not yet written plus one.
+    batch_ends: VecDeque<BatchEnd>,
     stats: LogStats,
 }
 
@@ -273,6 +290,7 @@ impl PartitionLog {
                 closed: false,
                 flushing: false,
                 epochs,
+                batch_ends: VecDeque::new(),
                 stats: LogStats::default(),
             }),
             queue,
@@ -384,6 +402,17 @@ impl PartitionLog {
         st.active_mut().on_batch(position, &view);
         st.appender.append(&batch);
         debug_assert_eq!(st.appender.size(), st.active().size);
+        let end = BatchEnd {
+            seq: st.appender.next_seq(),
+            next_offset: last + 1,
+            segment_base: st.active().base_offset,
+            segment_size: st.active().size,
+        };
+        let written = self.queue.written_seq();
+        while st.batch_ends.len() > 1 && st.batch_ends[1].seq <= written {
+            st.batch_ends.pop_front();
+        }
+        st.batch_ends.push_back(end);
         st.stats.batches_appended += 1;
         st.stats.bytes_appended += batch.len() as u64;
         let log_start = st.log_start;
@@ -511,6 +540,19 @@ impl PartitionLog {
         }
         tracing::trace!("flush writes done; fdatasync");
         self.queue.hold().await;
+        // Every write issued so far has landed and none starts until release: the
+        // fdatasync also covers batches appended after the seal whose bytes are written.
+        let (end_offset, end_size) = {
+            let written = self.queue.written_seq();
+            let st = self.state.borrow();
+            st.batch_ends
+                .iter()
+                .rev()
+                .find(|e| e.seq <= written && e.segment_base == seg_base)
+                .filter(|e| e.next_offset > end_offset)
+                .map_or((end_offset, end_size), |e| (e.next_offset, e.segment_size))
+        };
+        tracing::trace!(end_offset, "fdatasync covers");
         let synced = file.fdatasync().await;
         self.queue.release();
         if let Err(e) = synced {
