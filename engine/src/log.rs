@@ -47,21 +47,12 @@ use crate::retention::{self, SegmentStat};
 use crate::segment::{self, Segment};
 
 /// How a batch is appended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct AppendOptions {
     /// Leader epoch written into the batch.
     pub leader_epoch: i32,
     /// `Some(now_ms)` for topics with `message.timestamp.type=LogAppendTime`.
     pub log_append_time_ms: Option<i64>,
-}
-
-impl Default for AppendOptions {
-    fn default() -> Self {
-        AppendOptions {
-            leader_epoch: 0,
-            log_append_time_ms: None,
-        }
-    }
 }
 
 /// The result of an append.
