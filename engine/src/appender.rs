@@ -345,6 +345,23 @@ impl WriteQueue {
         self.written.notify(usize::MAX);
     }
 
+    /// If sealed writes wait for the writer, waits one reactor cycle so that they reach the
+    /// kernel before the caller's CPU-heavy work. glommio hands queued I/O to the kernel
+    /// only when no task is runnable (or at its preemption timer), so after a flush wakes
+    /// several appenders, each one's copy and CRC (about 0.35 ms per 1 MiB batch) would
+    /// otherwise delay the writes sealed by the ones before it while the disk idles (seen in
+    /// traces: 0.8 ms from an fdatasync's end to the next write, on a 5 ms cycle). A 1 us
+    /// timer is still pending when first polled and only the reactor fires it.
+    pub(crate) async fn let_writes_out(&self) {
+        let waiting = {
+            let st = self.state.borrow();
+            !st.queue.is_empty() && !st.hold
+        };
+        if waiting {
+            glommio::timer::sleep(std::time::Duration::from_micros(1)).await;
+        }
+    }
+
     async fn wait_released(&self) {
         loop {
             if !self.state.borrow().hold {

@@ -359,6 +359,7 @@ impl PartitionLog {
 
     /// Validates `batch` and appends it; see the module documentation.
     pub async fn append(&self, mut batch: BytesMut, opts: AppendOptions) -> Result<AppendInfo> {
+        self.queue.let_writes_out().await;
         let info = batch::validate(&batch, self.config.max_batch_bytes)?;
         let _order = self
             .append_lock

@@ -531,3 +531,97 @@ fn leader_epochs_are_recorded_enforced_and_truncated() {
         assert_eq!(RecordBatch::new(&b[0].1).unwrap().leader_epoch(), 3);
     });
 }
+
+#[test]
+fn corrupt_files_are_rebuilt_truncated_or_reported_never_a_panic() {
+    use corelog_engine::fsutil;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p");
+    let p = path.clone();
+    let bases = run(move || async move {
+        let log = PartitionLog::open(&p, small_segments(), big_cache())
+            .await
+            .unwrap();
+        for i in 0..200u64 {
+            log.append(batch(i, 2, 500, i as i64), AppendOptions::default())
+                .await
+                .unwrap();
+        }
+        log.close().await.unwrap();
+        log.segment_bases()
+    });
+    assert!(bases.len() >= 4);
+    // Garbage in one offset index, a cut time index, a missing index, and junk past the
+    // data of the last segment.
+    std::fs::write(
+        fsutil::segment_file(&path, bases[0], "index"),
+        b"not an index!",
+    )
+    .unwrap();
+    let ti = fsutil::segment_file(&path, bases[1], "timeindex");
+    let len = std::fs::metadata(&ti).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&ti)
+        .unwrap()
+        .set_len(len - 5)
+        .unwrap();
+    std::fs::remove_file(fsutil::segment_file(&path, bases[2], "index")).unwrap();
+    let p = path.clone();
+    run(move || async move {
+        let log = PartitionLog::open(&p, small_segments(), no_cache())
+            .await
+            .unwrap();
+        assert!(log.recovery_report().indexes_rebuilt >= 3);
+        assert_eq!(log.high_watermark(), 400);
+        for off in (0..400).step_by(7) {
+            let got = split(&log.read(off, 1).await.unwrap().batches);
+            let b = RecordBatch::new(&got[0].1).unwrap();
+            assert!(b.base_offset() as u64 <= off && off <= b.last_offset() as u64);
+        }
+        // Crash (no close) so the next open validates the active segment.
+    });
+
+    // A closed segment cut in the middle: the open logs the damage and serves the rest.
+    let seg1 = fsutil::segment_file(&path, bases[1], "log");
+    let len = std::fs::metadata(&seg1).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&seg1)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
+    std::fs::remove_file(fsutil::segment_file(&path, bases[1], "index")).unwrap();
+    let p = path.clone();
+    let b2 = bases[2];
+    run(move || async move {
+        let log = PartitionLog::open(&p, small_segments(), no_cache())
+            .await
+            .unwrap();
+        assert_eq!(log.high_watermark(), 400);
+        let first = split(&log.read(0, 1).await.unwrap().batches);
+        assert_eq!(first[0].0, 0);
+        let after = split(&log.read(b2, 1).await.unwrap().batches);
+        assert_eq!(after[0].0, b2);
+    });
+
+    // Damaged checkpoints: the epoch cache is refused with a clear error (recovery cannot
+    // check the tail without it); the log start checkpoint is ignored with a warning.
+    std::fs::write(path.join("log-start-offset"), b"garbage").unwrap();
+    std::fs::write(path.join("leader-epoch-checkpoint"), b"CLEP garbage").unwrap();
+    let p = path.clone();
+    let err = run(move || async move {
+        PartitionLog::open(&p, small_segments(), no_cache())
+            .await
+            .unwrap_err()
+            .to_string()
+    });
+    assert!(err.contains("leader-epoch-checkpoint"), "{err}");
+    std::fs::remove_file(path.join("leader-epoch-checkpoint")).unwrap();
+    run(move || async move {
+        let log = PartitionLog::open(&path, small_segments(), no_cache())
+            .await
+            .unwrap();
+        assert_eq!(log.log_start_offset(), 0);
+    });
+}
