@@ -14,4 +14,10 @@ export MODEL_SEEDS="${MODEL_SEEDS:-12}"
 export CRASH_CYCLES="${CRASH_CYCLES:-6}"
 
 # Release mode: the tests do real direct I/O and run much faster optimised.
-cargo test --release --workspace --locked
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+cargo test --release --workspace --locked 2>&1 | tee "$log"
+
+# cargo's last lines are doc-test results (often "0 passed"): close with the totals.
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "tests: %d passed, %d failed\n", p, f }' "$log"

@@ -19,6 +19,7 @@
 //! - [`checkpoint`]: small state files (log start offset, clean shutdown marker).
 //! - [`epoch`]: the leader epoch cache and its checkpoint file.
 //! - [`log`]: the partition log API that ties them together.
+//! - [`testing`]: running the engine on an executor from tests and tools.
 
 pub mod appender;
 pub mod batch;
@@ -36,6 +37,7 @@ pub mod reader;
 pub mod recovery;
 pub mod retention;
 pub mod segment;
+pub mod testing;
 
 pub use cache::TailCache;
 pub use config::LogConfig;

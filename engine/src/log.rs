@@ -31,6 +31,7 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use event_listener::Event;
+use glommio::io::DmaFile;
 use glommio::sync::Semaphore;
 
 use crate::appender::{Appender, WriteQueue};
@@ -109,6 +110,18 @@ pub struct LogStats {
     pub rolls: u64,
     /// Segments deleted by retention or DeleteRecords.
     pub segments_deleted: u64,
+}
+
+/// The end of the log when its buffers were sealed for a flush, roll or truncation.
+#[derive(Debug, Clone)]
+struct SealedEnd {
+    /// Write sequence number to wait for.
+    seq: u64,
+    file: Rc<DmaFile>,
+    path: PathBuf,
+    segment_base: u64,
+    next_offset: u64,
+    size: u64,
 }
 
 /// The end of one appended batch.
@@ -505,31 +518,26 @@ impl PartitionLog {
 
     /// One flush: seal the end of the log, wait for the writes, fdatasync, publish.
     async fn flush_now(&self) -> Result<u64> {
-        // Capture the end of the log and seal it, in append order.
-        let (seq, file, path, seg_base, end_offset, end_size) = {
+        // Capture the end of the log and seal it, in append order; appends may go on while
+        // the writes land.
+        let end = {
             let _order = self
                 .append_lock
                 .acquire_permit(1)
                 .await
                 .map_err(|_| Error::Closed)?;
-            let slots = self.state.borrow().appender.slots_for_flush();
-            self.queue.take_slots(slots).await?;
-            let mut st = self.state.borrow_mut();
-            let seq = st.appender.seal_for_flush();
-            let active = st.active();
-            (
-                seq,
-                active.file.clone(),
-                active.log_path.clone(),
-                active.base_offset,
-                active.next_offset,
-                active.size,
-            )
+            self.seal_active().await?
         };
+        let SealedEnd {
+            seq: _,
+            file,
+            path,
+            segment_base: seg_base,
+            next_offset: end_offset,
+            size: end_size,
+        } = end.clone();
         tracing::trace!(end_offset, end_size, "flush sealed");
-        if let Err(e) = self.queue.wait_written(seq).await {
-            return Err(self.fail(e));
-        }
+        self.wait_sealed(&end).await?;
         tracing::trace!("flush writes done; fdatasync");
         self.queue.hold().await;
         // Every write issued so far has landed and none starts until release: the
@@ -597,26 +605,45 @@ impl PartitionLog {
         Ok(())
     }
 
+    /// Seals the active segment's buffered bytes for writing and returns where the log ends.
+    /// Caller holds the append lock, so the end cannot move while it is captured.
+    async fn seal_active(&self) -> Result<SealedEnd> {
+        let slots = self.state.borrow().appender.slots_for_flush();
+        self.queue.take_slots(slots).await?;
+        let mut st = self.state.borrow_mut();
+        let seq = st.appender.seal_for_flush();
+        let active = st.active();
+        Ok(SealedEnd {
+            seq,
+            file: active.file.clone(),
+            path: active.log_path.clone(),
+            segment_base: active.base_offset,
+            next_offset: active.next_offset,
+            size: active.size,
+        })
+    }
+
+    /// Waits until everything sealed up to `end` is in the file; a failed write fails the
+    /// log.
+    async fn wait_sealed(&self, end: &SealedEnd) -> Result<()> {
+        self.queue
+            .wait_written(end.seq)
+            .await
+            .map_err(|e| self.fail(e))
+    }
+
     /// Writes out, fdatasyncs and truncates the active segment to its data, and moves the
     /// high watermark to its end. Caller holds the append lock.
     async fn finish_active(&self) -> Result<()> {
-        let slots = self.state.borrow().appender.slots_for_flush();
-        self.queue.take_slots(slots).await?;
-        let (seq, file, path, size, end) = {
-            let mut st = self.state.borrow_mut();
-            let seq = st.appender.seal_for_flush();
-            let a = st.active();
-            (
-                seq,
-                a.file.clone(),
-                a.log_path.clone(),
-                a.size,
-                a.next_offset,
-            )
-        };
-        if let Err(e) = self.queue.wait_written(seq).await {
-            return Err(self.fail(e));
-        }
+        let end = self.seal_active().await?;
+        self.wait_sealed(&end).await?;
+        let SealedEnd {
+            file,
+            path,
+            size,
+            next_offset: end,
+            ..
+        } = end;
         let synced = async {
             file.truncate(size).await.ctx("truncate segment", &path)?;
             file.fdatasync().await.ctx("fdatasync", &path)
@@ -910,12 +937,8 @@ impl PartitionLog {
             )));
         }
         // Let every queued write land before cutting files under it.
-        let slots = self.state.borrow().appender.slots_for_flush();
-        self.queue.take_slots(slots).await?;
-        let seq = self.state.borrow_mut().appender.seal_for_flush();
-        if let Err(e) = self.queue.wait_written(seq).await {
-            return Err(self.fail(e));
-        }
+        let end = self.seal_active().await?;
+        self.wait_sealed(&end).await?;
 
         // Drop whole segments that start at or after the cut (keeping at least one).
         let doomed: Vec<Segment> = {

@@ -1,11 +1,8 @@
 //! Helpers for corelog's integration tests: deterministic batches that a checker can
 //! regenerate, and a glommio runner.
 
-use std::future::Future;
-
 use corelog_engine::batch_builder::BatchBuilder;
 use corelog_engine::LogConfig;
-use glommio::{LocalExecutorBuilder, Placement};
 
 /// The batch a writer identified by (`cycle`, `task`, `seq`) appends: its content is a
 /// pure function of those numbers, so a checker can rebuild it byte for byte.
@@ -30,27 +27,7 @@ pub fn deterministic_batch(cycle: u32, task: u32, seq: u64) -> Vec<u8> {
     b.build()
 }
 
-/// Runs `f` on a fresh glommio executor and returns its output.
-pub fn run_on_executor<F, Fut, T>(f: F) -> T
-where
-    F: FnOnce() -> Fut + Send + 'static,
-    Fut: Future<Output = T> + 'static,
-    T: Send + 'static,
-{
-    raise_fd_limit();
-    LocalExecutorBuilder::new(Placement::Unbound)
-        .io_memory(1 << 20)
-        .spawn(move || async move {
-            let out = f().await;
-            // glommio closes files dropped without close() on its next I/O cycle: give it
-            // one before the executor ends, or their descriptors leak.
-            glommio::timer::sleep(std::time::Duration::from_millis(2)).await;
-            out
-        })
-        .expect("start executor")
-        .join()
-        .expect("executor finished")
-}
+pub use corelog_engine::testing::run_on_executor;
 
 /// Log settings of the SIGKILL test (small segments and chunks, so kills land in rolls
 /// and chunk boundaries too).
@@ -61,24 +38,4 @@ pub fn crash_config() -> LogConfig {
         max_batch_bytes: 64 << 10,
         ..LogConfig::default()
     }
-}
-
-/// Raises the open-file limit to its hard maximum, once. glommio 0.9 leaks about one
-/// eventfd per executor it tears down (harmless for a broker, whose executors live as long
-/// as the process), and these tests start hundreds of executors.
-pub fn raise_fd_limit() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let mut lim = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        // SAFETY: getrlimit/setrlimit read and write the struct we own.
-        unsafe {
-            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
-                lim.rlim_cur = lim.rlim_max;
-                libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-            }
-        }
-    });
 }
