@@ -321,28 +321,26 @@ impl WriteQueue {
     }
 
     /// Stops the writer from issuing new writes and waits until every write already issued
-    /// has finished. An fdatasync runs between this and [`WriteQueue::release`]: on a disk
+    /// has finished. An fdatasync runs while the returned guard lives: on a disk
     /// whose cache flush waits for every outstanding write, letting new writes in during an
     /// fdatasync makes it several times slower (measured: 3.6 ms instead of 0.3 ms with two
     /// 1 MiB writes in flight).
-    pub(crate) async fn hold(&self) {
+    ///
+    /// The returned guard lets the writer go on when dropped, also if the caller is
+    /// cancelled while holding it.
+    pub(crate) async fn hold(&self) -> WriterHold<'_> {
         self.state.borrow_mut().hold = true;
+        let guard = WriterHold(self);
         loop {
             if self.state.borrow().issued == 0 {
-                return;
+                return guard;
             }
             let listener = self.written.listen();
             if self.state.borrow().issued == 0 {
-                return;
+                return guard;
             }
             listener.await;
         }
-    }
-
-    /// Lets the writer issue writes again after [`WriteQueue::hold`].
-    pub(crate) fn release(&self) {
-        self.state.borrow_mut().hold = false;
-        self.written.notify(usize::MAX);
     }
 
     /// If sealed writes wait for the writer, waits one reactor cycle so that they reach the
@@ -379,6 +377,16 @@ impl WriteQueue {
     pub(crate) fn close(&self) {
         self.slots.close();
         self.written.notify(usize::MAX);
+    }
+}
+
+/// Keeps the writer from issuing new writes while alive (see [`WriteQueue::hold`]).
+pub(crate) struct WriterHold<'a>(&'a WriteQueue);
+
+impl Drop for WriterHold<'_> {
+    fn drop(&mut self) {
+        self.0.state.borrow_mut().hold = false;
+        self.0.written.notify(usize::MAX);
     }
 }
 

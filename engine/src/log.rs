@@ -112,6 +112,17 @@ pub struct LogStats {
     pub segments_deleted: u64,
 }
 
+/// Marks the log's one running flush; clears the mark and wakes waiting flushers when
+/// dropped, whether the flush finished or its caller was cancelled.
+struct FlushRunning<'a>(&'a PartitionLog);
+
+impl Drop for FlushRunning<'_> {
+    fn drop(&mut self) {
+        self.0.state.borrow_mut().flushing = false;
+        self.0.flush_done.notify(usize::MAX);
+    }
+}
+
 /// The end of the log when its buffers were sealed for a flush, roll or truncation.
 #[derive(Debug, Clone)]
 struct SealedEnd {
@@ -510,10 +521,10 @@ impl PartitionLog {
             waited = true;
             listener.await;
         }
-        let result = self.flush_now().await;
-        self.state.borrow_mut().flushing = false;
-        self.flush_done.notify(usize::MAX);
-        result
+        // Cleared on drop too: a caller may be cancelled mid-flush (its request dropped),
+        // and a flag left set would make every later flush wait forever.
+        let _running = FlushRunning(self);
+        self.flush_now().await
     }
 
     /// One flush: seal the end of the log, wait for the writes, fdatasync, publish.
@@ -539,7 +550,7 @@ impl PartitionLog {
         tracing::trace!(end_offset, end_size, "flush sealed");
         self.wait_sealed(&end).await?;
         tracing::trace!("flush writes done; fdatasync");
-        self.queue.hold().await;
+        let _held = self.queue.hold().await;
         // Every write issued so far has landed and none starts until release: the
         // fdatasync also covers batches appended after the seal whose bytes are written.
         let (end_offset, end_size) = {
@@ -554,7 +565,7 @@ impl PartitionLog {
         };
         tracing::trace!(end_offset, "fdatasync covers");
         let synced = file.fdatasync().await;
-        self.queue.release();
+        drop(_held);
         if let Err(e) = synced {
             return Err(self.fail(Error::io("fdatasync", &path, std::io::Error::from(e))));
         }

@@ -625,3 +625,33 @@ fn corrupt_files_are_rebuilt_truncated_or_reported_never_a_panic() {
         assert_eq!(log.log_start_offset(), 0);
     });
 }
+
+#[test]
+fn a_cancelled_flush_does_not_wedge_later_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p");
+    run(move || async move {
+        let log = Rc::new(
+            PartitionLog::open(&path, LogConfig::default(), big_cache())
+                .await
+                .unwrap(),
+        );
+        for round in 0..40u64 {
+            log.append(batch(round, 4, 20_000, 0), AppendOptions::default())
+                .await
+                .unwrap();
+            let l = log.clone();
+            let flushing = glommio::spawn_local(async move { l.flush().await });
+            // Let it get somewhere (sealing, waiting for writes, or in fdatasync), then
+            // drop it: dropping a glommio task cancels it wherever it is.
+            glommio::timer::sleep(Duration::from_micros(37 * round)).await;
+            drop(flushing);
+            let hw =
+                glommio::timer::timeout(Duration::from_secs(10), async { Ok(log.flush().await) })
+                    .await
+                    .expect("a flush after a cancelled one never finished")
+                    .unwrap();
+            assert_eq!(hw, log.log_end_offset(), "round {round}");
+        }
+    });
+}
