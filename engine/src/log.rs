@@ -928,6 +928,10 @@ impl PartitionLog {
     /// Removes every record at or after `offset` (the whole batch holding it, so the new
     /// log end may be lower than `offset`). Used by replication to cut a diverged tail.
     /// Returns the new log end offset.
+    ///
+    /// Not cancellation-safe: it changes files and state across several awaits, so run it
+    /// in a task that is not dropped before it finishes (append, flush and read are safe to
+    /// cancel).
     pub async fn truncate_to(&self, offset: u64) -> Result<u64> {
         let _order = self
             .append_lock
@@ -1082,7 +1086,7 @@ impl PartitionLog {
 
     /// Flushes everything, truncates the active segment to its data, writes its indexes
     /// and a clean shutdown marker, so the next open needs no recovery scan. The log
-    /// refuses further writes.
+    /// refuses further writes. Like [`PartitionLog::truncate_to`], not cancellation-safe.
     pub async fn close(&self) -> Result<()> {
         let _order = self
             .append_lock
