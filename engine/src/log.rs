@@ -912,16 +912,7 @@ impl PartitionLog {
         let count = paths.len();
         tracing::info!(dir = %self.dir.display(), segments = count,
             log_start = self.log_start_offset(), "deleted old segments");
-        // Unlinking a large file can take milliseconds: keep it off the executor. Readers
-        // that still hold a segment's file keep reading it until they drop it.
-        glommio::executor()
-            .spawn_blocking(move || {
-                for p in paths {
-                    Segment::remove_files_blocking(&p)?;
-                }
-                Ok::<(), Error>(())
-            })
-            .await?;
+        remove_segment_files(paths).await?;
         Ok(count)
     }
 
@@ -966,14 +957,7 @@ impl PartitionLog {
         };
         let doomed_paths: Vec<PathBuf> = doomed.iter().map(|s| s.log_path.clone()).collect();
         drop(doomed);
-        glommio::executor()
-            .spawn_blocking(move || {
-                for p in doomed_paths {
-                    Segment::remove_files_blocking(&p)?;
-                }
-                Ok::<(), Error>(())
-            })
-            .await?;
+        remove_segment_files(doomed_paths).await?;
 
         // Cut the segment that holds the offset at the start of the batch holding it.
         let (file, path, base, size) = {
@@ -1132,6 +1116,20 @@ fn batches_below(bytes: &[u8], end: u64) -> usize {
         n += b.len();
     }
     n
+}
+
+/// Removes segments' files (segment and indexes). Unlinking a large file can take
+/// milliseconds, so it runs off the executor; readers that still hold a segment's file
+/// keep reading it until they drop it.
+async fn remove_segment_files(logs: Vec<PathBuf>) -> Result<()> {
+    glommio::executor()
+        .spawn_blocking(move || {
+            for p in logs {
+                Segment::remove_files_blocking(&p)?;
+            }
+            Ok::<(), Error>(())
+        })
+        .await
 }
 
 /// Creates and preallocates an empty segment starting at `base`, durably.

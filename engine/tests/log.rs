@@ -5,7 +5,7 @@ mod common;
 use std::rc::Rc;
 use std::time::Duration;
 
-use common::{batch, big_cache, no_cache, run, split};
+use common::{batch, big_cache, no_cache, read_all, run, split};
 use corelog_engine::batch::RecordBatch;
 use corelog_engine::{AppendOptions, Error, LogConfig, PartitionLog};
 
@@ -100,24 +100,8 @@ fn disk_reads_match_cache_reads_byte_for_byte_across_segments() {
             assert!(b.bytes <= 3000 || sb.len() == 1);
         }
         // Walk the whole log from disk and compare with the cache, batch by batch.
-        let (mut off, mut all_a, mut all_b) = (0, Vec::new(), Vec::new());
-        while off < end {
-            let got = split(&disk.read(off, 10_000).await.unwrap().batches);
-            off = RecordBatch::new(&got.last().unwrap().1)
-                .unwrap()
-                .last_offset() as u64
-                + 1;
-            all_b.extend(got);
-        }
-        off = 0;
-        while off < end {
-            let got = split(&cached.read(off, 10_000).await.unwrap().batches);
-            off = RecordBatch::new(&got.last().unwrap().1)
-                .unwrap()
-                .last_offset() as u64
-                + 1;
-            all_a.extend(got);
-        }
+        let all_b = read_all(&disk, 10_000).await;
+        let all_a = read_all(&cached, 10_000).await;
         assert_eq!(all_a.len(), 200);
         assert_eq!(all_a, all_b);
     });
@@ -202,18 +186,7 @@ fn clean_and_unclean_reopen_keep_every_flushed_batch() {
                 .unwrap();
         }
         log.flush().await.unwrap();
-        let all = log.read(0, 1 << 30).await.unwrap();
-        let mut got = Vec::new();
-        let mut off = 0;
-        while off < log.high_watermark() {
-            let part = split(&log.read(off, 1 << 20).await.unwrap().batches);
-            off = RecordBatch::new(&part.last().unwrap().1)
-                .unwrap()
-                .last_offset() as u64
-                + 1;
-            got.extend(part);
-        }
-        drop(all);
+        let got = read_all(&log, 1 << 20).await;
         log.close().await.unwrap();
         got
     });
@@ -226,16 +199,7 @@ fn clean_and_unclean_reopen_keep_every_flushed_batch() {
             .unwrap();
         assert!(log.recovery_report().clean);
         assert_eq!(log.high_watermark(), 300);
-        let mut off = 0;
-        let mut got = Vec::new();
-        while off < 300 {
-            let part = split(&log.read(off, 1 << 20).await.unwrap().batches);
-            off = RecordBatch::new(&part.last().unwrap().1)
-                .unwrap()
-                .last_offset() as u64
-                + 1;
-            got.extend(part);
-        }
+        let got = read_all(&log, 1 << 20).await;
         assert_eq!(got, w);
         // Append more, flush, and "crash" (drop without close).
         for i in 100..110u64 {

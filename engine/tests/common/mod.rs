@@ -46,3 +46,21 @@ pub fn split(data: &[bytes::Bytes]) -> Vec<(u64, Vec<u8>)> {
     }
     out
 }
+
+/// Reads the whole log, from its start to the high watermark, in calls of `max_bytes`.
+pub async fn read_all(log: &corelog_engine::PartitionLog, max_bytes: usize) -> Vec<(u64, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut off = log.log_start_offset();
+    while off < log.high_watermark() {
+        let part = split(&log.read(off, max_bytes).await.expect("read").batches);
+        let last = part
+            .last()
+            .expect("a read below the high watermark returns a batch");
+        off = corelog_engine::batch::RecordBatch::new(&last.1)
+            .expect("stored batch")
+            .last_offset() as u64
+            + 1;
+        out.extend(part);
+    }
+    out
+}
