@@ -381,15 +381,19 @@ impl PartitionLog {
         err
     }
 
+    /// Takes the append lock, which orders appends, rolls, flush seals and truncation.
+    async fn lock_appends(&self) -> Result<glommio::sync::Permit<'_>> {
+        self.append_lock
+            .acquire_permit(1)
+            .await
+            .map_err(|_| Error::Closed)
+    }
+
     /// Validates `batch` and appends it; see the module documentation.
     pub async fn append(&self, mut batch: BytesMut, opts: AppendOptions) -> Result<AppendInfo> {
         self.queue.let_writes_out().await;
         let info = batch::validate(&batch, self.config.max_batch_bytes)?;
-        let _order = self
-            .append_lock
-            .acquire_permit(1)
-            .await
-            .map_err(|_| Error::Closed)?;
+        let _order = self.lock_appends().await?;
         self.state.borrow().writable()?;
         if self.needs_roll(batch.len()) {
             self.roll().await?;
@@ -532,11 +536,7 @@ impl PartitionLog {
         // Capture the end of the log and seal it, in append order; appends may go on while
         // the writes land.
         let end = {
-            let _order = self
-                .append_lock
-                .acquire_permit(1)
-                .await
-                .map_err(|_| Error::Closed)?;
+            let _order = self.lock_appends().await?;
             self.seal_active().await?
         };
         let SealedEnd {
@@ -836,11 +836,7 @@ impl PartitionLog {
     /// no longer readable, and whole segments below it are deleted. The new start is
     /// durable when this returns. Returns the log start offset.
     pub async fn delete_records_before(&self, offset: u64) -> Result<u64> {
-        let _order = self
-            .append_lock
-            .acquire_permit(1)
-            .await
-            .map_err(|_| Error::Closed)?;
+        let _order = self.lock_appends().await?;
         let (start, hw) = {
             let st = self.state.borrow();
             (st.log_start, st.high_watermark)
@@ -924,11 +920,7 @@ impl PartitionLog {
     /// in a task that is not dropped before it finishes (append, flush and read are safe to
     /// cancel).
     pub async fn truncate_to(&self, offset: u64) -> Result<u64> {
-        let _order = self
-            .append_lock
-            .acquire_permit(1)
-            .await
-            .map_err(|_| Error::Closed)?;
+        let _order = self.lock_appends().await?;
         self.state.borrow().writable()?;
         let (log_start, log_end) = {
             let st = self.state.borrow();
@@ -1072,11 +1064,7 @@ impl PartitionLog {
     /// and a clean shutdown marker, so the next open needs no recovery scan. The log
     /// refuses further writes. Like [`PartitionLog::truncate_to`], not cancellation-safe.
     pub async fn close(&self) -> Result<()> {
-        let _order = self
-            .append_lock
-            .acquire_permit(1)
-            .await
-            .map_err(|_| Error::Closed)?;
+        let _order = self.lock_appends().await?;
         self.state.borrow().writable()?;
         self.finish_active().await?;
         let indexes = {
