@@ -72,6 +72,22 @@ fn spawn_io<T: 'static>(f: impl std::future::Future<Output = T> + 'static) -> gl
     glommio::spawn_local_into(f, io_queue()).expect("the segment-write task queue exists")
 }
 
+/// Waits until `ready` gives a value, re-checking it each time `event` is notified. The
+/// listener is registered before the second check, so a notification between the two
+/// checks is not lost.
+pub(crate) async fn wait_for<T>(event: &Event, mut ready: impl FnMut() -> Option<T>) -> T {
+    loop {
+        if let Some(v) = ready() {
+            return v;
+        }
+        let listener = event.listen();
+        if let Some(v) = ready() {
+            return v;
+        }
+        listener.await;
+    }
+}
+
 /// A chunk waiting for (or in) its write.
 struct Sealed {
     file: Rc<DmaFile>,
@@ -172,16 +188,7 @@ impl WriteQueue {
 
     /// Resolves when every byte below `seq` has been written, or with the first failure.
     pub(crate) async fn wait_written(&self, seq: u64) -> Result<()> {
-        loop {
-            if let Some(done) = self.check_written(seq) {
-                return done;
-            }
-            let listener = self.written.listen();
-            if let Some(done) = self.check_written(seq) {
-                return done;
-            }
-            listener.await;
-        }
+        wait_for(&self.written, || self.check_written(seq)).await
     }
 
     fn check_written(&self, seq: u64) -> Option<Result<()>> {
@@ -331,16 +338,11 @@ impl WriteQueue {
     pub(crate) async fn hold(&self) -> WriterHold<'_> {
         self.state.borrow_mut().hold = true;
         let guard = WriterHold(self);
-        loop {
-            if self.state.borrow().issued == 0 {
-                return guard;
-            }
-            let listener = self.written.listen();
-            if self.state.borrow().issued == 0 {
-                return guard;
-            }
-            listener.await;
-        }
+        wait_for(&self.written, || {
+            (self.state.borrow().issued == 0).then_some(())
+        })
+        .await;
+        guard
     }
 
     /// If sealed writes wait for the writer, waits one reactor cycle so that they reach the
@@ -361,16 +363,7 @@ impl WriteQueue {
     }
 
     async fn wait_released(&self) {
-        loop {
-            if !self.state.borrow().hold {
-                return;
-            }
-            let listener = self.written.listen();
-            if !self.state.borrow().hold {
-                return;
-            }
-            listener.await;
-        }
+        wait_for(&self.written, || (!self.state.borrow().hold).then_some(())).await
     }
 
     /// Closes the slot semaphore so waiters fail; used when the log is dropped.

@@ -34,7 +34,7 @@ use event_listener::Event;
 use glommio::io::DmaFile;
 use glommio::sync::Semaphore;
 
-use crate::appender::{Appender, WriteQueue};
+use crate::appender::{wait_for, Appender, WriteQueue};
 use crate::batch::{self, RecordBatch};
 use crate::cache::{LogId, TailCache};
 use crate::checkpoint;
@@ -675,16 +675,10 @@ impl PartitionLog {
     /// Resolves once the high watermark is above `offset` (for long-polling fetches; the
     /// caller bounds the wait with a timer).
     pub async fn wait_for_data_after(&self, offset: u64) {
-        loop {
-            if self.high_watermark() > offset || self.state.borrow().closed {
-                return;
-            }
-            let listener = self.high_watermark_moved.listen();
-            if self.high_watermark() > offset || self.state.borrow().closed {
-                return;
-            }
-            listener.await;
-        }
+        wait_for(&self.high_watermark_moved, || {
+            (self.high_watermark() > offset || self.state.borrow().closed).then_some(())
+        })
+        .await
     }
 
     /// Reads stored batches from `offset` (inclusive) up to the high watermark: whole
