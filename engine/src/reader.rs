@@ -161,11 +161,69 @@ pub async fn scan(
     })
 }
 
+/// Bytes read beyond `max_bytes` by a fetch, so that the batch holding the offset (at most
+/// about one index interval past the index entry it starts from) is usually in the same
+/// read.
+pub const READ_SLACK_BYTES: usize = 64 << 10;
+
 /// Reads whole batches starting with the one that holds `offset`, from batch start
 /// `from`, not past position `to`, at most `max_bytes` except that the first batch is
 /// always whole. Returns the bytes (one copy out of the DMA buffer, so they can cross
 /// cores) or `None` if no batch at or after `offset` starts before `to`.
+///
+/// Usually one read: `[from, from + max_bytes + READ_SLACK_BYTES)`, searched in memory.
+/// When the batch holding `offset` is not whole in that window, it scans on from the last
+/// batch found and reads again.
 pub async fn read_batches(
+    file: &DmaFile,
+    path: &Path,
+    from: u64,
+    to: u64,
+    offset: u64,
+    max_bytes: usize,
+    batch_bytes_max: usize,
+) -> Result<Option<Bytes>> {
+    let want = ((max_bytes.saturating_add(READ_SLACK_BYTES)) as u64).min(to - from) as usize;
+    let data = file.read_at(from, want).await.ctx("read segment", path)?;
+    let mut pos = 0usize;
+    while let Some(b) = RecordBatch::from_prefix(&data[pos..]) {
+        if b.last_offset() as u64 >= offset {
+            let end = whole_batches_within(&data[pos..], max_bytes);
+            return Ok(Some(Bytes::copy_from_slice(&data[pos..pos + end])));
+        }
+        pos += b.len();
+    }
+    if from + pos as u64 >= to {
+        return Ok(None);
+    }
+    read_batches_scanning(
+        file,
+        path,
+        from + pos as u64,
+        to,
+        offset,
+        max_bytes,
+        batch_bytes_max,
+    )
+    .await
+}
+
+/// Length of the whole batches at the start of `bytes` that fit in `max_bytes`, the first
+/// one always counted.
+fn whole_batches_within(bytes: &[u8], max_bytes: usize) -> usize {
+    let mut end = 0usize;
+    while let Some(b) = RecordBatch::from_prefix(&bytes[end..]) {
+        if end > 0 && end + b.len() > max_bytes {
+            break;
+        }
+        end += b.len();
+    }
+    end
+}
+
+/// The slow path of [`read_batches`]: scan from `from` for the batch holding `offset`,
+/// then read from it.
+async fn read_batches_scanning(
     file: &DmaFile,
     path: &Path,
     from: u64,
@@ -176,7 +234,7 @@ pub async fn read_batches(
 ) -> Result<Option<Bytes>> {
     let mut start = None;
     let mut first_len = 0usize;
-    let found = scan(
+    scan(
         file,
         path,
         ScanParams {
@@ -197,19 +255,12 @@ pub async fn read_batches(
     )
     .await?;
     let Some(start) = start else {
-        let _ = found;
         return Ok(None);
     };
     // Read the first batch plus whatever of the limit follows, then keep whole batches.
     let want = (max_bytes.max(first_len) as u64).min(to - start) as usize;
     let data = file.read_at(start, want).await.ctx("read segment", path)?;
-    let mut end = 0usize;
-    while let Some(b) = RecordBatch::from_prefix(&data[end..]) {
-        if end > 0 && end + b.len() > max_bytes {
-            break;
-        }
-        end += b.len();
-    }
+    let end = whole_batches_within(&data, max_bytes);
     if end == 0 {
         return Ok(None);
     }

@@ -127,6 +127,27 @@ fn the_first_batch_is_whole_even_when_larger_than_the_limit() {
         assert_eq!(got.len(), 1);
         assert!(got[0].1.len() > 50_000);
         RecordBatch::new(&got[0].1).unwrap().verify_crc().unwrap();
+        // A batch larger than one read window (limit + slack) behind a small one: the
+        // reader has to scan on and read again.
+        log.append(batch(3, 10, 20_000, 1), AppendOptions::default())
+            .await
+            .unwrap();
+        log.append(batch(4, 1, 10, 1), AppendOptions::default())
+            .await
+            .unwrap();
+        log.flush().await.unwrap();
+        let r = log.read(11, 100).await.unwrap();
+        let got = split(&r.batches);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].0, 11);
+        assert!(got[0].1.len() > corelog_engine::reader::READ_SLACK_BYTES + 100);
+        RecordBatch::new(&got[0].1).unwrap().verify_crc().unwrap();
+        let r = log.read(12, 1 << 20).await.unwrap();
+        assert_eq!(
+            split(&r.batches)[0].0,
+            11,
+            "a read inside the big batch starts at it"
+        );
     });
 }
 
