@@ -199,7 +199,7 @@ impl State {
 /// A partition log. See the module documentation for the contract.
 pub struct PartitionLog {
     dir: PathBuf,
-    config: LogConfig,
+    config: RefCell<LogConfig>,
     cache: Rc<RefCell<TailCache>>,
     cache_id: LogId,
     state: RefCell<State>,
@@ -293,7 +293,7 @@ impl PartitionLog {
         );
         Ok(PartitionLog {
             dir,
-            config,
+            config: RefCell::new(config),
             cache,
             cache_id,
             state: RefCell::new(State {
@@ -321,8 +321,28 @@ impl PartitionLog {
         &self.dir
     }
     /// The log's settings.
-    pub fn config(&self) -> &LogConfig {
-        &self.config
+    pub fn config(&self) -> LogConfig {
+        self.config.borrow().clone()
+    }
+
+    /// Largest stored batch a read or scan accepts, from the current settings.
+    fn batch_bytes_max(&self) -> usize {
+        recovery::stored_batch_bytes_max(&self.config.borrow())
+    }
+
+    /// Changes the settings a running log may change: segment size and age, retention
+    /// and the largest batch. The write-path sizing chosen at open stays; a new largest
+    /// batch that it cannot carry is refused. Takes effect at the next append or
+    /// retention pass.
+    pub fn set_config(&self, mut next: LogConfig) -> Result<()> {
+        let current = self.config.borrow().clone();
+        next.write_chunk_bytes = current.write_chunk_bytes;
+        next.write_chunks_inflight_max = current.write_chunks_inflight_max;
+        next.write_depth = current.write_depth;
+        next.index_interval_bytes = current.index_interval_bytes;
+        next.validate()?;
+        *self.config.borrow_mut() = next;
+        Ok(())
     }
     /// What recovery found when the log was opened.
     pub fn recovery_report(&self) -> &RecoveryReport {
@@ -392,7 +412,7 @@ impl PartitionLog {
     /// Validates `batch` and appends it; see the module documentation.
     pub async fn append(&self, mut batch: BytesMut, opts: AppendOptions) -> Result<AppendInfo> {
         self.queue.let_writes_out().await;
-        let info = batch::validate(&batch, self.config.max_batch_bytes)?;
+        let info = batch::validate(&batch, self.config.borrow().max_batch_bytes)?;
         let _order = self.lock_appends().await?;
         self.state.borrow().writable()?;
         if self.needs_roll(batch.len()) {
@@ -486,9 +506,10 @@ impl PartitionLog {
         if active.size == 0 {
             return false;
         }
-        active.size + len as u64 > self.config.segment_bytes
+        active.size + len as u64 > self.config.borrow().segment_bytes
             || self
                 .config
+                .borrow()
                 .segment_age
                 .is_some_and(|age| active.opened_at.elapsed() >= age)
     }
@@ -599,13 +620,13 @@ impl PartitionLog {
         glommio::executor()
             .spawn_blocking(move || Segment::write_indexes_blocking(old_indexes.0, old_indexes.1))
             .await?;
-        let seg = create_segment(&self.dir, next, &self.config).await?;
+        let seg = create_segment(&self.dir, next, &self.config()).await?;
         let mut st = self.state.borrow_mut();
         st.appender = Appender::resume(
             seg.file.clone(),
             seg.log_path.clone(),
             self.queue.clone(),
-            self.config.write_chunk_bytes,
+            self.config.borrow().write_chunk_bytes,
             0,
             &[],
             st.appender.next_seq(),
@@ -742,7 +763,7 @@ impl PartitionLog {
                 to,
                 offset,
                 max_bytes,
-                recovery::stored_batch_bytes_max(&self.config),
+                self.batch_bytes_max(),
             )
             .await?;
             if let Some(bytes) = found {
@@ -790,7 +811,7 @@ impl PartitionLog {
                     to,
                     check_crc: false,
                     min_offset,
-                    batch_bytes_max: recovery::stored_batch_bytes_max(&self.config),
+                    batch_bytes_max: self.batch_bytes_max(),
                 },
                 |_, b| {
                     if b.last_offset() as u64 >= hw {
@@ -881,7 +902,7 @@ impl PartitionLog {
                 })
                 .collect();
             let total = st.segments.iter().map(|s| s.size).sum();
-            retention::segments_to_delete(&stats, total, &self.config, now_ms)
+            retention::segments_to_delete(&stats, total, &self.config.borrow(), now_ms)
         };
         self.remove_oldest(n).await
     }
@@ -966,7 +987,7 @@ impl PartitionLog {
                 to: size,
                 check_crc: false,
                 min_offset: base + from.relative_offset as u64,
-                batch_bytes_max: recovery::stored_batch_bytes_max(&self.config),
+                batch_bytes_max: self.batch_bytes_max(),
             },
             |pos, b| {
                 if b.last_offset() as u64 >= offset {
@@ -988,7 +1009,7 @@ impl PartitionLog {
                 &self.dir,
                 base,
                 file.clone(),
-                self.config.index_interval_bytes,
+                self.config.borrow().index_interval_bytes,
             );
             fresh.size = 0;
             Ok::<_, Error>(fresh)
@@ -1007,7 +1028,7 @@ impl PartitionLog {
                 to: cut_pos,
                 check_crc: false,
                 min_offset: base,
-                batch_bytes_max: recovery::stored_batch_bytes_max(&self.config),
+                batch_bytes_max: self.batch_bytes_max(),
             },
             |pos, b| {
                 fresh.on_batch(pos, b);
@@ -1021,7 +1042,7 @@ impl PartitionLog {
         );
         fresh.next_offset = new_end;
         fresh.durable_size = cut_pos;
-        let tail_bytes = recovery::prepare_active(&fresh, &self.config).await?;
+        let tail_bytes = recovery::prepare_active(&fresh, &self.config()).await?;
         if let Err(e) = file.fdatasync().await {
             return Err(self.fail(Error::io("fdatasync", &path, std::io::Error::from(e))));
         }
@@ -1032,7 +1053,7 @@ impl PartitionLog {
                 file.clone(),
                 path.clone(),
                 self.queue.clone(),
-                self.config.write_chunk_bytes,
+                self.config.borrow().write_chunk_bytes,
                 cut_pos,
                 &tail_bytes,
                 next_seq,

@@ -47,10 +47,17 @@ pub struct RecoveryReport {
 }
 
 /// Largest length field treated as a possible batch while scanning stored data. Batches
-/// written under an older, larger `max_batch_bytes` must still be readable.
+/// written under an older, larger `max_batch_bytes` (settings change at run time) must
+/// still be readable, so the bound never drops below [`STORED_BATCH_BYTES_FLOOR`].
 pub(crate) fn stored_batch_bytes_max(config: &LogConfig) -> usize {
-    (config.segment_bytes as usize).max(config.max_batch_bytes)
+    (config.segment_bytes as usize)
+        .max(config.max_batch_bytes)
+        .max(STORED_BATCH_BYTES_FLOOR)
 }
+
+/// Batches up to this size are always accepted when reading stored data, whatever the
+/// current settings: the broker never lets a topic's largest batch exceed it.
+pub const STORED_BATCH_BYTES_FLOOR: usize = 64 << 20;
 
 /// Loads the segments of `dir`. The last one is ready to become active (its file is
 /// preallocated) but has no appender yet.

@@ -1,5 +1,10 @@
 //! The `corelog` binary.
 
+mod api;
+mod broker;
+mod config;
+mod protocol;
+
 use clap::{Parser, Subcommand};
 
 /// corelog: a thread-per-core, Kafka-compatible event-streaming broker.
@@ -12,6 +17,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the broker: Kafka protocol on --listen, data in --data-dir.
+    Serve(config::ServeArgs),
     /// Benchmarks that print figures against a baseline measured in the same run.
     #[command(subcommand)]
     Bench(corelog_bench::BenchCommand),
@@ -27,6 +34,9 @@ fn main() {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Serve(args) => config::BrokerConfig::load(&args)
+            .and_then(broker::server::run)
+            .map_err(Into::into),
         Command::Bench(cmd) => corelog_bench::run(cmd),
     };
     if let Err(e) = result {

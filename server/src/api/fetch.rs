@@ -1,0 +1,263 @@
+//! Fetch (key 1), versions 4-12; flexible from 12.
+//!
+//! Each partition is read on its owning shard (stored batches, byte for byte, from the
+//! tail cache or the segment files) and the batches are attached to the response as
+//! they are. Limits: `partition_max_bytes` per partition and `max_bytes` in total, but
+//! the first batch of the first partition with data is returned whole whatever its
+//! size (KIP-74), and a later partition whose first batch does not fit returns nothing.
+//!
+//! Long poll: while fewer than `min_bytes` are available and `max_wait_ms` has not
+//! passed, the request waits on the partitions' append notifications (on every owning
+//! shard at once) and reads again. read_committed is served with the last stable offset
+//! equal to the high watermark: there are no transactions. Fetch sessions are declined
+//! (session id 0), so every fetch is a full fetch.
+
+use std::time::{Duration, Instant};
+
+use super::{read_array, Request};
+use crate::broker::router::{first_of, Op, ReadItem, ReadResult, Reply, TopicPartition};
+use crate::broker::shard::BoxFuture;
+use crate::protocol::wire::{DecodeResult, Reader};
+use crate::protocol::{ErrorCode, Response};
+
+/// Longest wait honoured, whatever the client asks.
+const MAX_WAIT_CAP: Duration = Duration::from_secs(30);
+
+struct Topic {
+    name: String,
+    partitions: Vec<(i32, i64, i32)>, // (index, fetch_offset, partition_max_bytes)
+}
+
+/// Handles a request.
+pub async fn handle(req: &Request<'_>, body: &[u8]) -> DecodeResult<Response> {
+    let (v, flex) = (req.version(), req.flexible());
+    let mut rd = Reader::new(body);
+    let _replica_id = rd.i32()?;
+    let max_wait_ms = rd.i32()?;
+    let min_bytes = rd.i32()?;
+    let max_bytes = rd.i32()?;
+    let _isolation_level = rd.i8()?;
+    if v >= 7 {
+        let _session_id = rd.i32()?;
+        let _session_epoch = rd.i32()?;
+    }
+    let topics = read_array(&mut rd, flex, 2, |rd| {
+        let name = rd.string(flex)?.to_string();
+        let partitions = read_array(rd, flex, 16, |rd| {
+            let index = rd.i32()?;
+            if v >= 9 {
+                let _current_leader_epoch = rd.i32()?;
+            }
+            let offset = rd.i64()?;
+            if v >= 12 {
+                let _last_fetched_epoch = rd.i32()?;
+            }
+            if v >= 5 {
+                let _log_start_offset = rd.i64()?;
+            }
+            let max = rd.i32()?;
+            rd.tagged_fields(flex)?;
+            Ok((index, offset, max))
+        })?;
+        rd.tagged_fields(flex)?;
+        Ok(Topic { name, partitions })
+    })?;
+    if v >= 7 {
+        // Forgotten topics only matter to sessions, which are declined.
+        read_array(&mut rd, flex, 2, |rd| {
+            rd.string(flex)?;
+            read_array(rd, flex, 4, |rd| rd.i32())?;
+            rd.tagged_fields(flex)
+        })?;
+    }
+    if v >= 11 {
+        let _rack_id = rd.string(flex)?;
+    }
+    rd.tagged_fields(flex)?;
+
+    let max_bytes = max_bytes.max(0) as usize;
+    let items: Vec<(TopicPartition, ReadItem)> = topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .filter(|p| p.0 >= 0)
+                .map(|&(index, offset, pmax)| {
+                    let tp = TopicPartition {
+                        topic: t.name.clone(),
+                        partition: index as u32,
+                    };
+                    let item = ReadItem {
+                        tp: tp.clone(),
+                        offset,
+                        max_bytes: (pmax.max(0) as usize).min(max_bytes.max(1)),
+                    };
+                    (tp, item)
+                })
+        })
+        .collect();
+
+    let deadline =
+        Instant::now() + Duration::from_millis(max_wait_ms.max(0) as u64).min(MAX_WAIT_CAP);
+    let mut results = read_all(req, &items).await;
+    loop {
+        let available: usize = results
+            .iter()
+            .flat_map(|r| r.batches.iter())
+            .map(|b| b.len())
+            .sum();
+        let errors = results.iter().any(|r| r.error != ErrorCode::None);
+        let now = Instant::now();
+        if available >= min_bytes.max(1) as usize || errors || items.is_empty() || now >= deadline {
+            break;
+        }
+        wait_for_data(req, &items, &results, deadline - now).await;
+        results = read_all(req, &items).await;
+    }
+    limit_total(&mut results, max_bytes);
+
+    let mut r = req.response();
+    r.i32(0); // throttle_time_ms
+    if v >= 7 {
+        r.i16(0);
+        r.i32(0); // session_id: sessions declined
+    }
+    r.array_len(flex, topics.len());
+    let mut results = results.into_iter();
+    for t in &topics {
+        r.string(flex, &t.name);
+        r.array_len(flex, t.partitions.len());
+        for &(index, _, _) in &t.partitions {
+            let res = if index < 0 {
+                ReadResult::error(ErrorCode::UnknownTopicOrPartition)
+            } else {
+                results.next().expect("one result per partition")
+            };
+            r.i32(index);
+            r.i16(res.error.code());
+            r.i64(res.high_watermark);
+            r.i64(res.high_watermark); // last_stable_offset
+            if v >= 5 {
+                r.i64(res.log_start_offset);
+            }
+            r.array_len(flex, 0); // aborted_transactions
+            if v >= 11 {
+                r.i32(-1); // preferred_read_replica
+            }
+            let total: usize = res.batches.iter().map(|b| b.len()).sum();
+            r.bytes_len(flex, total);
+            for b in res.batches {
+                r.attach(b);
+            }
+            r.tagged_fields(flex);
+        }
+        r.tagged_fields(flex);
+    }
+    r.tagged_fields(flex);
+    Ok(r)
+}
+
+async fn read_all(req: &Request<'_>, items: &[(TopicPartition, ReadItem)]) -> Vec<ReadResult> {
+    let mut out: Vec<Option<ReadResult>> = vec![None; items.len()];
+    let replies = req.shard.fan_out(items.to_vec(), |part| {
+        Op::Read(part.into_iter().map(|(_, item)| item).collect())
+    });
+    for (indexes, reply) in replies.await {
+        let results = match reply {
+            Reply::Read(r) => r,
+            _ => indexes
+                .iter()
+                .map(|_| ReadResult::error(ErrorCode::NotLeaderOrFollower))
+                .collect(),
+        };
+        for (i, res) in indexes.into_iter().zip(results) {
+            out[i] = Some(res);
+        }
+    }
+    out.into_iter()
+        .map(|r| r.expect("every item answered"))
+        .collect()
+}
+
+/// Waits until any partition gets data past what was read, or `timeout`.
+async fn wait_for_data(
+    req: &Request<'_>,
+    items: &[(TopicPartition, ReadItem)],
+    results: &[ReadResult],
+    timeout: Duration,
+) {
+    // Wait for the high watermark to pass what was readable (or the fetch offset, if
+    // it is beyond): `Op::Wait` resolves when a watermark exceeds its offset.
+    let waits: Vec<(TopicPartition, i64)> = items
+        .iter()
+        .zip(results)
+        .map(|((tp, item), res)| (tp.clone(), item.offset.max(res.high_watermark)))
+        .collect();
+    let mut calls: Vec<BoxFuture<'_, ()>> = Vec::new();
+    for (indexes, _) in group(req, &waits) {
+        let part: Vec<_> = indexes.iter().map(|&i| waits[i].clone()).collect();
+        let owner = req.shard.owner(&part[0].0);
+        calls.push(Box::pin(async move {
+            req.shard.call(owner, Op::Wait(part, timeout)).await;
+        }));
+    }
+    calls.push(Box::pin(glommio::timer::sleep(timeout)));
+    first_of(calls).await;
+}
+
+fn group(req: &Request<'_>, items: &[(TopicPartition, i64)]) -> Vec<(Vec<usize>, usize)> {
+    let mut by: std::collections::BTreeMap<usize, Vec<usize>> = Default::default();
+    for (i, (tp, _)) in items.iter().enumerate() {
+        by.entry(req.shard.owner(tp)).or_default().push(i);
+    }
+    by.into_iter().map(|(s, idx)| (idx, s)).collect()
+}
+
+/// Applies the response-wide byte limit in request order (KIP-74 for the first batch).
+fn limit_total(results: &mut [ReadResult], max_bytes: usize) {
+    let mut used = 0usize;
+    for res in results.iter_mut() {
+        let mut keep = 0;
+        for b in &res.batches {
+            if used == 0 && keep == 0 {
+                used += b.len(); // the first batch of the response, whole
+            } else if used + b.len() <= max_bytes {
+                used += b.len();
+            } else {
+                break;
+            }
+            keep += 1;
+        }
+        res.batches.truncate(keep);
+        if used >= max_bytes && keep == 0 {
+            res.batches.clear();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn res(sizes: &[usize]) -> ReadResult {
+        ReadResult {
+            error: ErrorCode::None,
+            high_watermark: 0,
+            log_start_offset: 0,
+            batches: sizes.iter().map(|&n| Bytes::from(vec![0u8; n])).collect(),
+        }
+    }
+
+    #[test]
+    fn first_batch_whole_then_total_limit() {
+        let mut r = vec![res(&[]), res(&[500, 10]), res(&[20]), res(&[5])];
+        limit_total(&mut r, 100);
+        let kept: Vec<usize> = r.iter().map(|x| x.batches.len()).collect();
+        assert_eq!(kept, vec![0, 1, 0, 0]);
+        let mut r = vec![res(&[30, 30]), res(&[30, 30])];
+        limit_total(&mut r, 100);
+        let kept: Vec<usize> = r.iter().map(|x| x.batches.len()).collect();
+        assert_eq!(kept, vec![2, 1]);
+    }
+}

@@ -1,0 +1,385 @@
+//! One partition as the broker sees it: the engine's log, the topic settings it was
+//! opened with, the idempotent-producer state and the background flush for acks=0/1.
+//!
+//! Produce ordering: a batch from an idempotent producer is checked against the producer
+//! state and appended under the partition's `sequence_order` permit, so that the check
+//! and the offset assignment cannot interleave with another batch of the same partition.
+//! Plain batches go straight to the engine, which orders appends itself. The permit is a
+//! local (same-core) semaphore: nothing on this path takes a lock shared between cores.
+
+use std::cell::{Cell, RefCell};
+use std::path::PathBuf;
+use std::rc::Rc;
+
+use bytes::BytesMut;
+use corelog_engine::batch::{self, RecordBatch};
+use corelog_engine::{AppendOptions, PartitionLog, TailCache};
+use glommio::sync::Semaphore;
+use glommio::TaskQueueHandle;
+
+use super::producer_state::{BatchMeta, Incoming, ProducerStates, Verdict};
+use super::topic_config::{TimestampType, TopicConfig};
+use crate::protocol::{ErrorCode, KafkaError};
+
+/// File in a partition directory naming the topic id it belongs to (as Kafka's
+/// `partition.metadata`), so a directory left by a deleted topic of the same name is
+/// never mistaken for the new topic's.
+pub const PARTITION_METADATA_FILE: &str = "partition.metadata";
+
+/// Bytes of log tail scanned at open to rebuild producer state: the active segment and
+/// the one before it.
+const PRODUCER_SCAN_SEGMENTS: usize = 2;
+
+/// The answer to one produced batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    /// Offset of its first record.
+    pub base_offset: u64,
+    /// LogAppendTime, or -1.
+    pub log_append_time_ms: i64,
+    /// Log start offset.
+    pub log_start_offset: u64,
+}
+
+/// A partition owned by this shard.
+#[derive(Debug)]
+pub struct Partition {
+    /// Topic name.
+    pub topic: String,
+    /// Partition index.
+    pub index: u32,
+    /// Topic id this log belongs to.
+    pub topic_id: [u8; 16],
+    /// The log.
+    pub log: PartitionLog,
+    config: RefCell<TopicConfig>,
+    producers: RefCell<ProducerStates>,
+    sequence_order: Semaphore,
+    flush_scheduled: Cell<bool>,
+    background: TaskQueueHandle,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn metadata_text(topic_id: &[u8; 16]) -> String {
+    let hex: String = topic_id.iter().map(|b| format!("{b:02x}")).collect();
+    format!("version: 0\ntopic_id: {hex}\n")
+}
+
+impl Partition {
+    /// Opens the partition's log in `dir` (creating it), after removing a directory
+    /// that belongs to another topic id, and rebuilds the producer state.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn open(
+        dir: PathBuf,
+        topic: &str,
+        index: u32,
+        topic_id: [u8; 16],
+        config: TopicConfig,
+        cache: Rc<RefCell<TailCache>>,
+        background: TaskQueueHandle,
+    ) -> Result<Partition, String> {
+        let meta_path = dir.join(PARTITION_METADATA_FILE);
+        let expected = metadata_text(&topic_id);
+        match std::fs::read_to_string(&meta_path) {
+            Ok(found) if found == expected => {}
+            Ok(_) => {
+                tracing::warn!(dir = %dir.display(), "removing a log left by a deleted topic of the same name");
+                std::fs::remove_dir_all(&dir)
+                    .map_err(|e| format!("cannot remove stale {}: {e}", dir.display()))?;
+            }
+            Err(_) if dir.exists() => {
+                // A log without metadata: created by a crash between mkdir and the
+                // metadata write, so it holds nothing acknowledged.
+                std::fs::remove_dir_all(&dir)
+                    .map_err(|e| format!("cannot remove {}: {e}", dir.display()))?;
+            }
+            Err(_) => {}
+        }
+        if !meta_path.exists() {
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            corelog_engine::fsutil::write_durable(&meta_path, expected.as_bytes())
+                .map_err(|e| e.to_string())?;
+            if let Some(parent) = dir.parent() {
+                corelog_engine::fsutil::sync_dir(parent).map_err(|e| e.to_string())?;
+            }
+        }
+        let log = PartitionLog::open(&dir, config.log_config(), cache)
+            .await
+            .map_err(|e| e.to_string())?;
+        let p = Partition {
+            topic: topic.to_string(),
+            index,
+            topic_id,
+            log,
+            config: RefCell::new(config),
+            producers: RefCell::new(ProducerStates::default()),
+            sequence_order: Semaphore::new(1),
+            flush_scheduled: Cell::new(false),
+            background,
+        };
+        p.rebuild_producer_state()
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(p)
+    }
+
+    /// Scans the tail of the log for idempotent batches and remembers them, so that a
+    /// producer retrying across a restart is still deduplicated.
+    async fn rebuild_producer_state(&self) -> corelog_engine::Result<()> {
+        let bases = self.log.segment_bases();
+        let from = bases[bases.len().saturating_sub(PRODUCER_SCAN_SEGMENTS)];
+        let mut offset = from.max(self.log.log_start_offset());
+        let mut states = self.producers.borrow_mut();
+        while offset < self.log.high_watermark() {
+            let data = self.log.read(offset, 1 << 20).await?;
+            if data.batches.is_empty() {
+                break;
+            }
+            for b in &data.batches {
+                let Ok(v) = RecordBatch::new(b) else { break };
+                offset = v.last_offset() as u64 + 1;
+                if v.producer_id() < 0 {
+                    continue;
+                }
+                let inc = Incoming {
+                    producer_id: v.producer_id(),
+                    epoch: v.producer_epoch(),
+                    first_seq: v.base_sequence(),
+                    last_seq: v.base_sequence().wrapping_add(v.last_offset_delta()),
+                };
+                let append_time = if v.is_log_append_time() {
+                    v.max_timestamp()
+                } else {
+                    -1
+                };
+                states.record(
+                    &inc,
+                    BatchMeta {
+                        first_seq: inc.first_seq,
+                        last_seq: inc.last_seq,
+                        base_offset: v.base_offset() as u64,
+                        append_time_ms: append_time,
+                    },
+                );
+            }
+        }
+        if !states.is_empty() {
+            tracing::info!(topic = %self.topic, partition = self.index, producers = states.len(),
+                "producer state rebuilt from the log");
+        }
+        Ok(())
+    }
+
+    /// The topic settings in force.
+    pub fn config(&self) -> TopicConfig {
+        self.config.borrow().clone()
+    }
+
+    /// Applies changed topic settings.
+    pub fn set_config(&self, config: TopicConfig) -> Result<(), String> {
+        self.log
+            .set_config(config.log_config())
+            .map_err(|e| e.to_string())?;
+        *self.config.borrow_mut() = config;
+        Ok(())
+    }
+
+    /// Appends one produced batch; `durable` waits for the flush that covers it
+    /// (acks=all), otherwise a background flush is scheduled.
+    pub async fn produce(
+        self: &Rc<Self>,
+        batch: BytesMut,
+        durable: bool,
+    ) -> Result<Appended, KafkaError> {
+        let header = RecordBatch::new(&batch)
+            .map_err(|e| KafkaError::from(corelog_engine::Error::InvalidBatch(e)))?;
+        if header.is_transactional() {
+            return Err(KafkaError::new(
+                ErrorCode::InvalidRecord,
+                "transactional batches are not supported",
+            ));
+        }
+        let incoming = (header.producer_id() >= 0).then(|| Incoming {
+            producer_id: header.producer_id(),
+            epoch: header.producer_epoch(),
+            first_seq: header.base_sequence(),
+            last_seq: header
+                .base_sequence()
+                .wrapping_add(header.last_offset_delta()),
+        });
+        if incoming.is_some_and(|i| i.first_seq < 0) {
+            return Err(KafkaError::new(
+                ErrorCode::InvalidRecord,
+                "an idempotent batch needs a base sequence >= 0",
+            ));
+        }
+        let append_time = match self.config.borrow().timestamp_type {
+            TimestampType::LogAppendTime => Some(now_ms()),
+            TimestampType::CreateTime => None,
+        };
+        let opts = AppendOptions {
+            leader_epoch: 0,
+            log_append_time_ms: append_time,
+        };
+        let appended = match incoming {
+            None => self.log.append(batch, opts).await?,
+            Some(inc) => {
+                let _order = self
+                    .sequence_order
+                    .acquire_permit(1)
+                    .await
+                    .map_err(|_| KafkaError::from(ErrorCode::NotLeaderOrFollower))?;
+                match self.producers.borrow().check(&inc)? {
+                    Verdict::Append => {}
+                    Verdict::Duplicate(m) => {
+                        tracing::debug!(topic = %self.topic, partition = self.index,
+                            producer_id = inc.producer_id, seq = inc.first_seq, "duplicate batch");
+                        if durable {
+                            self.log.flush().await?;
+                        }
+                        return Ok(Appended {
+                            base_offset: m.base_offset,
+                            log_append_time_ms: m.append_time_ms,
+                            log_start_offset: self.log.log_start_offset(),
+                        });
+                    }
+                }
+                let info = self.log.append(batch, opts).await?;
+                self.producers.borrow_mut().record(
+                    &inc,
+                    BatchMeta {
+                        first_seq: inc.first_seq,
+                        last_seq: inc.last_seq,
+                        base_offset: info.base_offset,
+                        append_time_ms: info.log_append_time_ms,
+                    },
+                );
+                info
+            }
+        };
+        if durable {
+            self.log.flush().await?;
+        } else {
+            self.schedule_flush();
+        }
+        Ok(Appended {
+            base_offset: appended.base_offset,
+            log_append_time_ms: appended.log_append_time_ms,
+            log_start_offset: appended.log_start_offset,
+        })
+    }
+
+    /// Makes acks=0/1 appends durable (and visible: the high watermark is the flushed
+    /// end) soon, without making the producer wait. Appends arriving while a flush runs
+    /// schedule the next one; the engine's group commit merges them.
+    fn schedule_flush(self: &Rc<Self>) {
+        if self.flush_scheduled.replace(true) {
+            return;
+        }
+        let me = self.clone();
+        let spawned = glommio::spawn_local_into(
+            async move {
+                me.flush_scheduled.set(false);
+                if let Err(e) = me.log.flush().await {
+                    tracing::error!(topic = %me.topic, partition = me.index, error = %e,
+                        "background flush failed");
+                }
+            },
+            self.background,
+        );
+        match spawned {
+            Ok(task) => {
+                task.detach();
+            }
+            Err(e) => {
+                self.flush_scheduled.set(false);
+                tracing::error!(error = %e, "cannot schedule a background flush");
+            }
+        }
+    }
+
+    /// First record offset with a timestamp `>= ts` and its timestamp, record-exact in
+    /// uncompressed batches and batch-exact (the batch's first offset) in compressed ones.
+    pub async fn offset_for_timestamp(
+        &self,
+        ts: i64,
+    ) -> corelog_engine::Result<Option<(u64, i64)>> {
+        let Some(hit) = self.log.offset_for_timestamp(ts).await? else {
+            return Ok(None);
+        };
+        let data = match self.log.read(hit.base_offset, 1).await {
+            Ok(d) => d,
+            Err(corelog_engine::Error::OffsetOutOfRange { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        if let Some(b) = data.batches.first() {
+            if let Some(found) = first_record_at_or_after(b, ts) {
+                return Ok(Some(found));
+            }
+        }
+        Ok(Some((hit.base_offset, hit.max_timestamp)))
+    }
+}
+
+/// In an uncompressed CreateTime batch, the offset and timestamp of the first record
+/// whose timestamp is `>= ts`. `None` for compressed or LogAppendTime batches, or when
+/// the records do not parse.
+fn first_record_at_or_after(bytes: &[u8], ts: i64) -> Option<(u64, i64)> {
+    let b = RecordBatch::new(bytes).ok()?;
+    if b.attributes() & batch::attributes::COMPRESSION_MASK != 0 || b.is_log_append_time() {
+        return None;
+    }
+    let mut rest = b.records_bytes();
+    for _ in 0..b.records_count() {
+        let (len, n) = varint(rest)?;
+        let body = rest.get(n..n + usize::try_from(len).ok()?)?;
+        rest = &rest[n + len as usize..];
+        let mut r = body.get(1..)?; // attributes
+        let (ts_delta, n) = varint(r)?;
+        r = &r[n..];
+        let (offset_delta, _) = varint(r)?;
+        let record_ts = b.base_timestamp().checked_add(ts_delta)?;
+        if record_ts >= ts {
+            return Some(((b.base_offset() + offset_delta) as u64, record_ts));
+        }
+    }
+    None
+}
+
+/// A zigzag varint/varlong and the bytes it took.
+fn varint(buf: &[u8]) -> Option<(i64, usize)> {
+    let mut raw: u64 = 0;
+    for (i, &byte) in buf.iter().enumerate().take(10) {
+        raw |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            return Some((((raw >> 1) as i64) ^ -((raw & 1) as i64), i + 1));
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use corelog_engine::batch_builder::BatchBuilder;
+
+    #[test]
+    fn timestamp_lookup_inside_a_batch() {
+        let mut b = BatchBuilder::new(1000);
+        for i in 0..5 {
+            b.push_at(1000 + i * 10, None, Some(b"v"), &[]);
+        }
+        let mut bytes = b.build();
+        bytes[..8].copy_from_slice(&40i64.to_be_bytes());
+        assert_eq!(first_record_at_or_after(&bytes, 1015), Some((42, 1020)));
+        assert_eq!(first_record_at_or_after(&bytes, 0), Some((40, 1000)));
+        assert_eq!(first_record_at_or_after(&bytes, 2000), None);
+    }
+}

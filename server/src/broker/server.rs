@@ -1,0 +1,283 @@
+//! `corelog serve`: starts one pinned glommio executor per shard, joins them into the
+//! channel mesh, opens each shard's partitions, binds every shard's SO_REUSEPORT
+//! listener on the same address, and shuts down cleanly on SIGINT or SIGTERM.
+//!
+//! Start-up order (each shard): join the mesh, open owned partitions from the durable
+//! catalog, wait until every shard has done so, then bind and accept. A connection that
+//! lands on any shard can thus reach every partition from its first request.
+//!
+//! Shutdown (each shard): stop accepting, flush and close owned partitions (leaving the
+//! clean-shutdown marker), wait for every shard to get there while still answering the
+//! mesh, then exit.
+
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use glommio::channels::channel_mesh::{MeshBuilder, Receivers};
+use glommio::channels::shared_channel::ConnectedReceiver;
+use glommio::net::TcpListener;
+use glommio::{Latency, LocalExecutorBuilder, Placement, Shares};
+
+use super::catalog::Catalog;
+use super::connection;
+use super::router::{Envelope, Router, MESH_QUEUE_MAX};
+use super::shard::Shard;
+use crate::config::BrokerConfig;
+
+/// How often a shard looks at the shutdown flag and at start-up/shutdown barriers.
+const POLL_INTERVAL: Duration = Duration::from_millis(20);
+
+/// Counters shared by all shards for the start-up and shutdown barriers.
+#[derive(Debug, Default)]
+struct Barriers {
+    stop: AtomicBool,
+    ready: AtomicUsize,
+    closed: AtomicUsize,
+    failed: AtomicBool,
+}
+
+async fn wait_until(cond: impl Fn() -> bool) {
+    while !cond() {
+        glommio::timer::sleep(POLL_INTERVAL).await;
+    }
+}
+
+/// Runs the broker until SIGINT/SIGTERM. Errors are start-up errors.
+pub fn run(config: BrokerConfig) -> Result<(), String> {
+    corelog_engine::testing::raise_fd_limit();
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+        format!(
+            "cannot create data directory {}: {e}",
+            config.data_dir.display()
+        )
+    })?;
+    let catalog = Catalog::load(&config.data_dir)?;
+    let barriers = Arc::new(Barriers::default());
+    install_signal_thread(barriers.clone())?;
+    let config = Arc::new(config);
+    let shards = config.shards();
+    let mesh = (shards > 1).then(|| MeshBuilder::<Envelope, _>::full(shards, MESH_QUEUE_MAX));
+    tracing::info!(listen = %config.listen, shards, data_dir = %config.data_dir.display(),
+        topics = catalog.topics.len(), "starting");
+
+    let mut handles = Vec::with_capacity(shards);
+    for (id, &cpu) in config.cpus.iter().enumerate() {
+        let (config, catalog, barriers, mesh) = (
+            config.clone(),
+            catalog.clone(),
+            barriers.clone(),
+            mesh.clone(),
+        );
+        let handle = LocalExecutorBuilder::new(Placement::Fixed(cpu))
+            .name(&format!("corelog-shard-{id}"))
+            .io_memory(2 << 20)
+            .spawn(move || async move {
+                let result = run_shard(id, config, catalog, mesh, &barriers).await;
+                if let Err(e) = &result {
+                    barriers.failed.store(true, Ordering::SeqCst);
+                    barriers.stop.store(true, Ordering::SeqCst);
+                    tracing::error!(shard = id, error = %e, "shard failed");
+                }
+                result
+            })
+            .map_err(|e| format!("cannot start shard {id} on CPU {cpu}: {e}"))?;
+        handles.push(handle);
+    }
+    let mut first_error = None;
+    for (id, h) in handles.into_iter().enumerate() {
+        match h.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                first_error.get_or_insert(e);
+            }
+            Err(e) => {
+                first_error.get_or_insert(format!("shard {id} did not start: {e}"));
+            }
+        }
+    }
+    match first_error {
+        None => {
+            tracing::info!("stopped cleanly");
+            Ok(())
+        }
+        Some(e) => Err(e),
+    }
+}
+
+async fn run_shard(
+    id: usize,
+    config: Arc<BrokerConfig>,
+    catalog: Catalog,
+    mesh: Option<MeshBuilder<Envelope, glommio::channels::channel_mesh::Full>>,
+    barriers: &Barriers,
+) -> Result<(), String> {
+    let shards = config.shards();
+    let (senders, receivers) = match mesh {
+        Some(m) => {
+            let (s, r) = m
+                .join()
+                .await
+                .map_err(|_| "cannot join the shard mesh".to_string())?;
+            // Peers are ordered by executor id, and executors were created in shard
+            // order; check rather than assume.
+            if s.peer_id() != id {
+                return Err(format!("shard {id} got mesh position {}", s.peer_id()));
+            }
+            (Some(s), Some(r))
+        }
+        None => (None, None),
+    };
+    let background = glommio::executor().create_task_queue(
+        Shares::Static(100),
+        Latency::NotImportant,
+        "corelog-background",
+    );
+    let shard = Rc::new(Shard::new(
+        id,
+        config.clone(),
+        catalog.clone(),
+        Router::new(id, senders),
+        background,
+    ));
+    if let Some(r) = receivers {
+        spawn_receive_loops(&shard, r);
+    }
+    if let Err(e) = shard.apply_catalog(catalog).await {
+        // The partitions that did open are served; the others answer with an error.
+        tracing::error!(shard = id, error = %e, "some partitions did not open");
+    }
+    barriers.ready.fetch_add(1, Ordering::SeqCst);
+    wait_until(|| {
+        barriers.ready.load(Ordering::SeqCst) == shards || barriers.stop.load(Ordering::SeqCst)
+    })
+    .await;
+
+    let listener = match TcpListener::bind(config.listen) {
+        Ok(l) => Some(l),
+        Err(e) => {
+            barriers.failed.store(true, Ordering::SeqCst);
+            barriers.stop.store(true, Ordering::SeqCst);
+            tracing::error!(shard = id, listen = %config.listen, error = %e, "cannot listen");
+            None
+        }
+    };
+    let accept_task = listener.map(|l| {
+        if id == 0 {
+            tracing::info!(listen = %config.listen, shards, "serving");
+            eprintln!(
+                "corelog: serving Kafka on {} with {shards} shard(s)",
+                config.listen
+            );
+        }
+        glommio::spawn_local(accept_loop(shard.clone(), l))
+    });
+    let retention = glommio::spawn_local_into(
+        shard
+            .clone()
+            .retention_loop(config.retention_check_interval),
+        background,
+    )
+    .map_err(|e| e.to_string())?;
+
+    wait_until(|| barriers.stop.load(Ordering::SeqCst)).await;
+    tracing::info!(shard = id, "shutting down");
+    if let Some(t) = accept_task {
+        t.cancel().await;
+    }
+    retention.cancel().await;
+    shard.close_all().await;
+    barriers.closed.fetch_add(1, Ordering::SeqCst);
+    wait_until(|| barriers.closed.load(Ordering::SeqCst) == shards).await;
+    shard.router.close();
+    // Let closed files finish closing on the ring before the executor goes away.
+    glommio::timer::sleep(Duration::from_millis(5)).await;
+    if barriers.failed.load(Ordering::SeqCst) && id == 0 {
+        return Err("the broker failed to start or run; see the errors above".into());
+    }
+    Ok(())
+}
+
+async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
+    let open = Rc::new(std::cell::Cell::new(0usize));
+    loop {
+        let stream = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                glommio::timer::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        if open.get() >= shard.config.connections_max {
+            tracing::warn!(
+                max = shard.config.connections_max,
+                "too many connections; refusing one"
+            );
+            continue;
+        }
+        let _ = stream.set_nodelay(true);
+        open.set(open.get() + 1);
+        let (shard, open) = (shard.clone(), open.clone());
+        glommio::spawn_local(async move {
+            connection::serve(shard, stream).await;
+            open.set(open.get() - 1);
+        })
+        .detach();
+    }
+}
+
+fn spawn_receive_loops(shard: &Rc<Shard>, mut receivers: Receivers<Envelope>) {
+    for (peer, rx) in receivers.streams() {
+        glommio::spawn_local(receive_loop(shard.clone(), peer, rx)).detach();
+    }
+}
+
+async fn receive_loop(shard: Rc<Shard>, peer: usize, rx: ConnectedReceiver<Envelope>) {
+    while let Some(env) = rx.recv().await {
+        match env {
+            Envelope::Request { id, from, op } => {
+                debug_assert_eq!(from, peer);
+                let shard = shard.clone();
+                glommio::spawn_local(async move {
+                    let reply = shard.clone().execute(op).await;
+                    shard.router.reply(from, id, reply).await;
+                })
+                .detach();
+            }
+            Envelope::Reply { id, reply } => shard.router.deliver(id, reply),
+        }
+    }
+}
+
+/// Blocks SIGINT and SIGTERM in every thread (executors inherit the mask) and waits for
+/// them on a dedicated thread, which sets the stop flag.
+fn install_signal_thread(barriers: Arc<Barriers>) -> Result<(), String> {
+    // SAFETY: sigset_t is plain data initialised by sigemptyset; the calls only read and
+    // write the set we own and this thread's mask.
+    let set = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        if libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
+            return Err("cannot block SIGINT/SIGTERM".into());
+        }
+        set
+    };
+    std::thread::Builder::new()
+        .name("corelog-signals".into())
+        .spawn(move || loop {
+            let mut sig: libc::c_int = 0;
+            // SAFETY: sigwait reads the set and writes the signal number we own.
+            let rc = unsafe { libc::sigwait(&set, &mut sig) };
+            if rc == 0 {
+                tracing::info!(signal = sig, "stop requested");
+                eprintln!("corelog: stopping (signal {sig})");
+                barriers.stop.store(true, Ordering::SeqCst);
+            }
+        })
+        .map_err(|e| format!("cannot start the signal thread: {e}"))?;
+    Ok(())
+}

@@ -1,0 +1,634 @@
+//! A shard: one pinned core's share of the broker. It owns the partitions that
+//! [`partition_owner`] gives it, a replica of the topic catalog, its tail cache and its
+//! router end; shard 0 also runs the controller (catalog changes, producer ids).
+//!
+//! Everything here is `!Send` and lives on its core. Requests from connections call
+//! [`Shard::call`], which executes locally or routes to the owning shard.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use corelog_engine::TailCache;
+use glommio::sync::Semaphore;
+use glommio::TaskQueueHandle;
+
+use super::catalog::{partition_dir, valid_topic_name, Catalog, TopicMeta};
+use super::ownership::{partition_owner, CONTROLLER_SHARD};
+use super::partition::Partition;
+use super::router::{
+    first_of, join_all, ConfigChange, ControlOp, NewTopic, OffsetLookup, Op, ReadItem, ReadResult,
+    Reply, Router, TopicPartition,
+};
+use super::topic_config::{TopicConfig, MAX_PARTITIONS};
+use crate::config::BrokerConfig;
+use crate::protocol::{ErrorCode, KafkaError};
+
+/// Producer ids reserved durably at a time.
+const PRODUCER_ID_BLOCK: i64 = 1000;
+
+/// Controller state (shard 0 only).
+#[derive(Debug)]
+struct Controller {
+    /// The durable catalog.
+    catalog: RefCell<Catalog>,
+    /// One catalog change at a time.
+    changes: Semaphore,
+    /// Next producer id to hand out.
+    next_producer_id: Cell<i64>,
+}
+
+/// One shard.
+#[derive(Debug)]
+pub struct Shard {
+    /// This shard's index.
+    pub id: usize,
+    /// Number of shards.
+    pub shards: usize,
+    /// Broker settings.
+    pub config: Arc<BrokerConfig>,
+    catalog: RefCell<Rc<Catalog>>,
+    partitions: RefCell<HashMap<TopicPartition, Rc<Partition>>>,
+    cache: Rc<RefCell<TailCache>>,
+    /// The cross-core router.
+    pub router: Router,
+    controller: Option<Controller>,
+    background: TaskQueueHandle,
+}
+
+/// Boxed future, for fan-out.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
+
+/// Tail cache size per shard.
+pub const TAIL_CACHE_BYTES: usize = 256 << 20;
+
+impl Shard {
+    /// A shard with no partitions open yet; [`Shard::apply_catalog`] opens them.
+    pub fn new(
+        id: usize,
+        config: Arc<BrokerConfig>,
+        catalog: Catalog,
+        router: Router,
+        background: TaskQueueHandle,
+    ) -> Shard {
+        let controller = (id == CONTROLLER_SHARD).then(|| Controller {
+            next_producer_id: Cell::new(catalog.producer_id_block_end),
+            catalog: RefCell::new(catalog.clone()),
+            changes: Semaphore::new(1),
+        });
+        Shard {
+            id,
+            shards: config.shards(),
+            config,
+            catalog: RefCell::new(Rc::new(Catalog::default())),
+            partitions: RefCell::new(HashMap::new()),
+            cache: Rc::new(RefCell::new(TailCache::new(TAIL_CACHE_BYTES))),
+            router,
+            controller,
+            background,
+        }
+    }
+
+    /// The catalog replica.
+    pub fn catalog(&self) -> Rc<Catalog> {
+        self.catalog.borrow().clone()
+    }
+
+    /// The owner of a partition.
+    pub fn owner(&self, tp: &TopicPartition) -> usize {
+        partition_owner(&tp.topic, tp.partition, self.shards)
+    }
+
+    /// A partition this shard owns, or why not.
+    pub fn partition(&self, tp: &TopicPartition) -> Result<Rc<Partition>, ErrorCode> {
+        if let Some(p) = self.partitions.borrow().get(tp) {
+            return Ok(p.clone());
+        }
+        let known = self
+            .catalog()
+            .topics
+            .get(&tp.topic)
+            .is_some_and(|t| tp.partition < t.partitions);
+        Err(if known && self.owner(tp) != self.id {
+            ErrorCode::NotLeaderOrFollower
+        } else {
+            ErrorCode::UnknownTopicOrPartition
+        })
+    }
+
+    /// Executes `op` on shard `to`: directly when it is this shard, else via the mesh.
+    pub async fn call(self: &Rc<Self>, to: usize, op: Op) -> Reply {
+        if to == self.id {
+            self.clone().execute(op).await
+        } else {
+            self.router.remote(to, op).await
+        }
+    }
+
+    /// Splits per-partition items by owning shard, runs each shard's part concurrently
+    /// with `make_op`, and returns the replies with each shard's item indexes.
+    pub async fn fan_out<I>(
+        self: &Rc<Self>,
+        items: Vec<(TopicPartition, I)>,
+        make_op: impl Fn(Vec<(TopicPartition, I)>) -> Op,
+    ) -> Vec<(Vec<usize>, Reply)> {
+        let mut by_shard: BTreeMap<usize, (Vec<usize>, Vec<(TopicPartition, I)>)> = BTreeMap::new();
+        for (i, (tp, item)) in items.into_iter().enumerate() {
+            let e = by_shard.entry(self.owner(&tp)).or_default();
+            e.0.push(i);
+            e.1.push((tp, item));
+        }
+        let mut indexes = Vec::with_capacity(by_shard.len());
+        let mut calls: Vec<BoxFuture<'_, Reply>> = Vec::with_capacity(by_shard.len());
+        for (shard, (idx, part)) in by_shard {
+            indexes.push(idx);
+            calls.push(Box::pin(self.call(shard, make_op(part))));
+        }
+        indexes.into_iter().zip(join_all(calls).await).collect()
+    }
+
+    /// Executes an op on this shard.
+    pub fn execute(self: Rc<Self>, op: Op) -> BoxFuture<'static, Reply> {
+        Box::pin(async move {
+            match op {
+                Op::Produce { durable, items } => {
+                    // Appends run in request order; acks=all flushes overlap.
+                    let mut out: Vec<BoxFuture<'_, _>> = Vec::with_capacity(items.len());
+                    for (tp, batch) in items {
+                        match self.partition(&tp) {
+                            Ok(p) => {
+                                out.push(Box::pin(async move { p.produce(batch, durable).await }))
+                            }
+                            Err(e) => out.push(Box::pin(async move { Err(KafkaError::from(e)) })),
+                        }
+                    }
+                    Reply::Produce(join_all(out).await)
+                }
+                Op::Read(items) => {
+                    let mut out = Vec::with_capacity(items.len());
+                    for item in items {
+                        out.push(self.read(item).await);
+                    }
+                    Reply::Read(out)
+                }
+                Op::Wait(items, timeout) => {
+                    let parts: Vec<_> = items
+                        .iter()
+                        .filter_map(|(tp, off)| {
+                            Some((self.partition(tp).ok()?, (*off).max(0) as u64))
+                        })
+                        .collect();
+                    let mut waits: Vec<BoxFuture<'_, ()>> = parts
+                        .iter()
+                        .map(|(p, off)| -> BoxFuture<'_, ()> {
+                            Box::pin(p.log.wait_for_data_after(*off))
+                        })
+                        .collect();
+                    waits.push(Box::pin(glommio::timer::sleep(timeout)));
+                    first_of(waits).await;
+                    Reply::Waited
+                }
+                Op::ListOffsets(items) => {
+                    let mut out = Vec::with_capacity(items.len());
+                    for (tp, ts) in items {
+                        out.push(self.list_offset(&tp, ts).await);
+                    }
+                    Reply::ListOffsets(out)
+                }
+                Op::DeleteRecords(items) => {
+                    let mut out = Vec::with_capacity(items.len());
+                    for (tp, offset) in items {
+                        out.push(self.delete_records(&tp, offset).await);
+                    }
+                    Reply::DeleteRecords(out)
+                }
+                Op::EpochEndOffset(items) => Reply::EpochEndOffset(
+                    items
+                        .iter()
+                        .map(|(tp, epoch)| self.epoch_end_offset(tp, *epoch))
+                        .collect(),
+                ),
+                Op::Control(op) => self.control(op).await,
+                Op::ApplyCatalog(catalog) => Reply::Applied(self.apply_catalog(*catalog).await),
+            }
+        })
+    }
+
+    async fn read(&self, item: ReadItem) -> ReadResult {
+        let p = match self.partition(&item.tp) {
+            Ok(p) => p,
+            Err(e) => return ReadResult::error(e),
+        };
+        let (start, hw) = (p.log.log_start_offset(), p.log.high_watermark());
+        if item.offset < 0 {
+            return ReadResult {
+                error: ErrorCode::OffsetOutOfRange,
+                high_watermark: hw as i64,
+                log_start_offset: start as i64,
+                batches: Vec::new(),
+            };
+        }
+        match p.log.read(item.offset as u64, item.max_bytes.max(1)).await {
+            Ok(d) => ReadResult {
+                error: ErrorCode::None,
+                high_watermark: d.high_watermark as i64,
+                log_start_offset: d.log_start_offset as i64,
+                batches: d.batches,
+            },
+            Err(e) => ReadResult {
+                error: ErrorCode::from_engine(&e),
+                high_watermark: p.log.high_watermark() as i64,
+                log_start_offset: p.log.log_start_offset() as i64,
+                batches: Vec::new(),
+            },
+        }
+    }
+
+    async fn list_offset(&self, tp: &TopicPartition, ts: i64) -> OffsetLookup {
+        let p = self.partition(tp)?;
+        match ts {
+            -2 => Ok((p.log.log_start_offset() as i64, -1)),
+            -1 => Ok((p.log.high_watermark() as i64, -1)),
+            -3 => Ok(match p.log.max_timestamp() {
+                Some((offset, ts)) => (offset as i64, ts),
+                None => (-1, -1),
+            }),
+            ts if ts < 0 => Err(ErrorCode::InvalidRequest),
+            ts => match p.offset_for_timestamp(ts).await {
+                Ok(Some((offset, t))) => Ok((offset as i64, t)),
+                Ok(None) => Ok((-1, -1)),
+                Err(e) => Err(ErrorCode::from_engine(&e)),
+            },
+        }
+    }
+
+    async fn delete_records(&self, tp: &TopicPartition, offset: i64) -> Result<i64, ErrorCode> {
+        let p = self.partition(tp)?;
+        let target = if offset == -1 {
+            p.log.high_watermark()
+        } else if offset < 0 {
+            return Err(ErrorCode::OffsetOutOfRange);
+        } else {
+            offset as u64
+        };
+        match p.log.delete_records_before(target).await {
+            Ok(start) => Ok(start as i64),
+            Err(e) => Err(ErrorCode::from_engine(&e)),
+        }
+    }
+
+    fn epoch_end_offset(&self, tp: &TopicPartition, epoch: i32) -> Result<(i32, i64), ErrorCode> {
+        let p = self.partition(tp)?;
+        let epochs = p.log.leader_epochs();
+        let end = p.log.log_end_offset() as i64;
+        // The largest epoch <= the one asked for, and where the next one starts.
+        let Some(i) = epochs.iter().rposition(|e| e.epoch <= epoch) else {
+            return Ok(match epochs.first() {
+                // Older than anything in the log: Kafka answers UNDEFINED.
+                Some(_) => (-1, -1),
+                // Empty log, only the current epoch exists.
+                None => (0, end),
+            });
+        };
+        let end_offset = epochs
+            .get(i + 1)
+            .map_or(end, |next| next.start_offset as i64);
+        Ok((epochs[i].epoch, end_offset))
+    }
+
+    /// Adopts a new catalog: opens the partitions this shard owns that are new, closes
+    /// and deletes those of deleted topics, applies changed configs.
+    pub async fn apply_catalog(&self, catalog: Catalog) -> Result<(), String> {
+        let defaults = &self.config.topic_defaults.config;
+        // Close and delete partitions whose topic is gone or has a new id.
+        let gone: Vec<(TopicPartition, Rc<Partition>)> = self
+            .partitions
+            .borrow()
+            .iter()
+            .filter(|(tp, p)| {
+                catalog
+                    .topics
+                    .get(&tp.topic)
+                    .is_none_or(|t| t.id != p.topic_id)
+            })
+            .map(|(tp, p)| (tp.clone(), p.clone()))
+            .collect();
+        for (tp, p) in gone {
+            self.partitions.borrow_mut().remove(&tp);
+            if let Err(e) = p.log.close().await {
+                tracing::warn!(topic = %tp.topic, partition = tp.partition, error = %e, "close failed");
+            }
+            let dir = p.log.dir().to_path_buf();
+            let removed = glommio::executor()
+                .spawn_blocking(move || std::fs::remove_dir_all(&dir))
+                .await;
+            if let Err(e) = removed {
+                tracing::warn!(topic = %tp.topic, partition = tp.partition, error = %e,
+                    "cannot remove the deleted partition's directory");
+            }
+        }
+        let mut first_error = None;
+        for (name, meta) in &catalog.topics {
+            let config = match TopicConfig::resolve(defaults, &meta.configs) {
+                Ok(c) => c,
+                Err(e) => {
+                    first_error.get_or_insert(format!("topic {name}: {e}"));
+                    continue;
+                }
+            };
+            for partition in 0..meta.partitions {
+                let tp = TopicPartition {
+                    topic: name.clone(),
+                    partition,
+                };
+                if self.owner(&tp) != self.id {
+                    continue;
+                }
+                let existing = self.partitions.borrow().get(&tp).cloned();
+                if let Some(p) = existing {
+                    if p.config() != config {
+                        if let Err(e) = p.set_config(config.clone()) {
+                            first_error.get_or_insert(format!("{name}-{partition}: {e}"));
+                        }
+                    }
+                    continue;
+                }
+                let dir = partition_dir(&self.config.data_dir, name, partition);
+                match Partition::open(
+                    dir,
+                    name,
+                    partition,
+                    meta.id,
+                    config.clone(),
+                    self.cache.clone(),
+                    self.background,
+                )
+                .await
+                {
+                    Ok(p) => {
+                        self.partitions.borrow_mut().insert(tp, Rc::new(p));
+                    }
+                    Err(e) => {
+                        tracing::error!(topic = %name, partition, error = %e, "cannot open partition");
+                        first_error.get_or_insert(format!("{name}-{partition}: {e}"));
+                    }
+                }
+            }
+        }
+        *self.catalog.borrow_mut() = Rc::new(catalog);
+        match first_error {
+            None => Ok(()),
+            Some(e) => Err(e),
+        }
+    }
+
+    /// Sends the controller's catalog to every shard and waits for all of them.
+    async fn broadcast_catalog(self: &Rc<Self>, catalog: &Catalog) -> Result<(), String> {
+        let calls: Vec<BoxFuture<'_, Reply>> = (0..self.shards)
+            .map(|s| -> BoxFuture<'_, Reply> {
+                Box::pin(self.call(s, Op::ApplyCatalog(Box::new(catalog.clone()))))
+            })
+            .collect();
+        for reply in join_all(calls).await {
+            match reply {
+                Reply::Applied(Ok(())) => {}
+                Reply::Applied(Err(e)) => return Err(e),
+                _ => return Err("a shard did not apply the catalog".into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs a broker-wide change (controller shard only).
+    async fn control(self: &Rc<Self>, op: ControlOp) -> Reply {
+        let Some(ctl) = &self.controller else {
+            return Reply::Unreachable;
+        };
+        let Ok(_one_at_a_time) = ctl.changes.acquire_permit(1).await else {
+            return Reply::Unreachable;
+        };
+        if let ControlOp::AllocateProducerId = op {
+            return Reply::ProducerId(self.allocate_producer_id().await);
+        }
+        let mut next = ctl.catalog.borrow().clone();
+        let (results, validate_only) = match op {
+            ControlOp::CreateTopics(topics, v) => (self.create_topics(&mut next, topics), v),
+            ControlOp::DeleteTopics(names) => (delete_topics(&mut next, names), false),
+            ControlOp::CreatePartitions(items, v) => (create_partitions(&mut next, items), v),
+            ControlOp::AlterConfigs(items, v) => (self.alter_configs(&mut next, items), v),
+            ControlOp::AllocateProducerId => unreachable!("handled above"),
+        };
+        if validate_only || next == *ctl.catalog.borrow() {
+            return Reply::Control(results);
+        }
+        if let Err(e) = next.store(&self.config.data_dir) {
+            tracing::error!(error = %e, "catalog change not stored");
+            let err = KafkaError::new(ErrorCode::KafkaStorageError, e);
+            return Reply::Control(results.into_iter().map(|_| Err(err.clone())).collect());
+        }
+        *ctl.catalog.borrow_mut() = next.clone();
+        if let Err(e) = self.broadcast_catalog(&next).await {
+            tracing::error!(error = %e, "catalog change not applied everywhere");
+            let err = KafkaError::new(ErrorCode::KafkaStorageError, e);
+            return Reply::Control(
+                results
+                    .into_iter()
+                    .map(|r| r.and(Err(err.clone())))
+                    .collect(),
+            );
+        }
+        Reply::Control(results)
+    }
+
+    fn create_topics(&self, c: &mut Catalog, topics: Vec<NewTopic>) -> Vec<Result<(), KafkaError>> {
+        let defaults = &self.config.topic_defaults;
+        topics
+            .into_iter()
+            .map(|t| {
+                if !valid_topic_name(&t.name) {
+                    return Err(KafkaError::new(
+                        ErrorCode::InvalidTopicException,
+                        format!("'{}' is not a valid topic name", t.name),
+                    ));
+                }
+                if c.topics.contains_key(&t.name) {
+                    return Err(KafkaError::new(
+                        ErrorCode::TopicAlreadyExists,
+                        format!("topic '{}' already exists", t.name),
+                    ));
+                }
+                let partitions = if t.partitions == -1 {
+                    defaults.partitions as i32
+                } else {
+                    t.partitions
+                };
+                if partitions < 1 || partitions as u32 > MAX_PARTITIONS {
+                    return Err(KafkaError::new(
+                        ErrorCode::InvalidPartitions,
+                        format!("partitions must be between 1 and {MAX_PARTITIONS}"),
+                    ));
+                }
+                if t.replication_factor != -1 && t.replication_factor != 1 {
+                    return Err(KafkaError::new(
+                        ErrorCode::InvalidReplicationFactor,
+                        "this broker is a single node: replication factor must be 1",
+                    ));
+                }
+                TopicConfig::resolve(&defaults.config, &t.configs)
+                    .map_err(|e| KafkaError::new(ErrorCode::InvalidConfig, e))?;
+                c.topics.insert(
+                    t.name,
+                    TopicMeta {
+                        id: new_topic_id(),
+                        partitions: partitions as u32,
+                        configs: t.configs,
+                    },
+                );
+                Ok(())
+            })
+            .collect()
+    }
+
+    fn alter_configs(
+        &self,
+        c: &mut Catalog,
+        items: Vec<(String, Vec<ConfigChange>)>,
+    ) -> Vec<Result<(), KafkaError>> {
+        let defaults = &self.config.topic_defaults.config;
+        items
+            .into_iter()
+            .map(|(topic, changes)| {
+                let Some(meta) = c.topics.get_mut(&topic) else {
+                    return Err(KafkaError::from(ErrorCode::UnknownTopicOrPartition));
+                };
+                let mut configs = meta.configs.clone();
+                for ch in changes {
+                    let invalid = |m: String| KafkaError::new(ErrorCode::InvalidConfig, m);
+                    if defaults.get(&ch.key).is_none() {
+                        return Err(invalid(format!(
+                            "unknown or unsupported topic config '{}'",
+                            ch.key
+                        )));
+                    }
+                    match (ch.op, ch.value) {
+                        (0, Some(v)) => {
+                            configs.insert(ch.key, v);
+                        }
+                        (1, _) => {
+                            configs.remove(&ch.key);
+                        }
+                        (0, None) => return Err(invalid(format!("no value for '{}'", ch.key))),
+                        _ => {
+                            return Err(invalid(format!(
+                                "'{}' is not a list: only SET and DELETE apply",
+                                ch.key
+                            )))
+                        }
+                    }
+                }
+                TopicConfig::resolve(defaults, &configs)
+                    .map_err(|e| KafkaError::new(ErrorCode::InvalidConfig, e))?;
+                meta.configs = configs;
+                Ok(())
+            })
+            .collect()
+    }
+
+    async fn allocate_producer_id(&self) -> Result<i64, KafkaError> {
+        let ctl = self.controller.as_ref().expect("controller shard");
+        let id = ctl.next_producer_id.get();
+        if id >= ctl.catalog.borrow().producer_id_block_end {
+            let mut next = ctl.catalog.borrow().clone();
+            next.producer_id_block_end = id + PRODUCER_ID_BLOCK;
+            let dir = self.config.data_dir.clone();
+            let to_store = next.clone();
+            glommio::executor()
+                .spawn_blocking(move || to_store.store(&dir))
+                .await
+                .map_err(|e| KafkaError::new(ErrorCode::KafkaStorageError, e))?;
+            *ctl.catalog.borrow_mut() = next;
+        }
+        ctl.next_producer_id.set(id + 1);
+        Ok(id)
+    }
+
+    /// Every partition this shard owns.
+    pub fn owned_partitions(&self) -> Vec<Rc<Partition>> {
+        self.partitions.borrow().values().cloned().collect()
+    }
+
+    /// Retention, forever: every interval, each owned partition deletes what its
+    /// settings expire.
+    pub async fn retention_loop(self: Rc<Self>, interval: Duration) {
+        loop {
+            glommio::timer::sleep(interval).await;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as i64)
+                .unwrap_or(0);
+            for p in self.owned_partitions() {
+                match p.log.enforce_retention(now).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(topic = %p.topic, partition = p.index, segments = n,
+                        "retention deleted segments"),
+                    Err(e) => tracing::warn!(topic = %p.topic, partition = p.index, error = %e,
+                        "retention failed"),
+                }
+            }
+        }
+    }
+
+    /// Flushes and closes every owned partition (shutdown).
+    pub async fn close_all(&self) {
+        let parts: Vec<_> = self.partitions.borrow_mut().drain().collect();
+        for (tp, p) in parts {
+            if let Err(e) = p.log.close().await {
+                tracing::error!(topic = %tp.topic, partition = tp.partition, error = %e, "close failed");
+            }
+        }
+    }
+}
+
+fn delete_topics(c: &mut Catalog, names: Vec<String>) -> Vec<Result<(), KafkaError>> {
+    names
+        .into_iter()
+        .map(|n| match c.topics.remove(&n) {
+            Some(_) => Ok(()),
+            None => Err(KafkaError::from(ErrorCode::UnknownTopicOrPartition)),
+        })
+        .collect()
+}
+
+fn create_partitions(c: &mut Catalog, items: Vec<(String, i32)>) -> Vec<Result<(), KafkaError>> {
+    items
+        .into_iter()
+        .map(|(name, count)| {
+            let Some(meta) = c.topics.get_mut(&name) else {
+                return Err(KafkaError::from(ErrorCode::UnknownTopicOrPartition));
+            };
+            if count < 0 || (count as u32) <= meta.partitions || count as u32 > MAX_PARTITIONS {
+                return Err(KafkaError::new(
+                    ErrorCode::InvalidPartitions,
+                    format!(
+                        "topic '{name}' has {} partitions; the new count must be larger (and at most {MAX_PARTITIONS})",
+                        meta.partitions
+                    ),
+                ));
+            }
+            meta.partitions = count as u32;
+            Ok(())
+        })
+        .collect()
+}
+
+/// A random version-4 UUID.
+fn new_topic_id() -> [u8; 16] {
+    let mut id: [u8; 16] = rand::random();
+    id[6] = (id[6] & 0x0f) | 0x40;
+    id[8] = (id[8] & 0x3f) | 0x80;
+    id
+}

@@ -1,0 +1,189 @@
+//! `corelog serve` settings: command-line flags over an optional TOML file over defaults,
+//! validated once at start-up.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Args;
+use serde::Deserialize;
+
+use crate::broker::topic_config::TopicDefaults;
+
+/// Flags of `corelog serve`. Each overrides the same key of `--config`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (every shard binds it with SO_REUSEPORT) [default: 127.0.0.1:9092]
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    /// Directory of topic metadata and partition logs [default: ./data]
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Number of shards (pinned cores) [default: the CPUs in the process affinity mask]
+    #[arg(long)]
+    pub shards: Option<usize>,
+    /// Host advertised to clients in Metadata [default: the listen address's IP]
+    #[arg(long)]
+    pub advertised_host: Option<String>,
+    /// TOML file with any of the settings below (keys as documented in the README)
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Partitions of auto-created topics and of CreateTopics asking for the default
+    #[arg(long)]
+    pub num_partitions: Option<u32>,
+    /// Create unknown topics on Metadata (when the client allows it) and Produce
+    #[arg(long)]
+    pub auto_create_topics: Option<bool>,
+}
+
+/// The TOML file. Unknown keys are refused, so a typo is an error, not a silent default.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    shards: Option<usize>,
+    advertised_host: Option<String>,
+    node_id: Option<i32>,
+    auto_create_topics: Option<bool>,
+    num_partitions: Option<u32>,
+    log_retention_ms: Option<i64>,
+    log_retention_bytes: Option<i64>,
+    log_segment_bytes: Option<u64>,
+    log_segment_ms: Option<i64>,
+    log_retention_check_interval_ms: Option<u64>,
+    message_max_bytes: Option<usize>,
+    request_max_bytes: Option<usize>,
+    connections_max: Option<usize>,
+}
+
+/// Validated broker settings.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// CPUs to pin one shard each to, in shard order.
+    pub cpus: Vec<usize>,
+    /// Host in Metadata.
+    pub advertised_host: String,
+    /// This broker's node id.
+    pub node_id: i32,
+    /// Auto-create unknown topics.
+    pub auto_create_topics: bool,
+    /// Defaults of new topics.
+    pub topic_defaults: TopicDefaults,
+    /// How often retention runs.
+    pub retention_check_interval: Duration,
+    /// Largest request frame accepted; a larger size prefix closes the connection.
+    pub request_max_bytes: usize,
+    /// Open connections per shard; more are closed at accept.
+    pub connections_max: usize,
+}
+
+/// The CPUs this process may run on (`sched_getaffinity`), which glommio's
+/// `CpuSet::online()` ignores.
+pub fn affinity_cpus() -> Vec<usize> {
+    core_affinity::get_core_ids()
+        .map(|ids| ids.into_iter().map(|c| c.id).collect())
+        .filter(|v: &Vec<usize>| !v.is_empty())
+        .unwrap_or_else(|| vec![0])
+}
+
+impl BrokerConfig {
+    /// Merges flags, file and defaults, and checks the result.
+    pub fn load(args: &ServeArgs) -> Result<BrokerConfig, String> {
+        let file = match &args.config {
+            Some(p) => read_file(p)?,
+            None => FileConfig::default(),
+        };
+        let listen = args
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| "127.0.0.1:9092".parse().expect("literal"));
+        let cpus_allowed = affinity_cpus();
+        let shards = args.shards.or(file.shards).unwrap_or(cpus_allowed.len());
+        if shards == 0 || shards > 256 {
+            return Err(format!("shards must be between 1 and 256, not {shards}"));
+        }
+        // More shards than CPUs share CPUs round-robin (useful for tests on small hosts).
+        let cpus = (0..shards)
+            .map(|i| cpus_allowed[i % cpus_allowed.len()])
+            .collect();
+        let advertised_host = args
+            .advertised_host
+            .clone()
+            .or(file.advertised_host)
+            .unwrap_or_else(|| match listen.ip() {
+                ip if ip.is_unspecified() => IpAddr::from([127, 0, 0, 1]).to_string(),
+                ip => ip.to_string(),
+            });
+        let mut defaults = TopicDefaults::default();
+        if let Some(n) = args.num_partitions.or(file.num_partitions) {
+            defaults.partitions = n;
+        }
+        let d = &mut defaults.config;
+        if let Some(v) = file.log_retention_ms {
+            d.retention_ms = v;
+        }
+        if let Some(v) = file.log_retention_bytes {
+            d.retention_bytes = v;
+        }
+        if let Some(v) = file.log_segment_bytes {
+            d.segment_bytes = v;
+        }
+        if let Some(v) = file.log_segment_ms {
+            d.segment_ms = v;
+        }
+        if let Some(v) = file.message_max_bytes {
+            d.max_message_bytes = v;
+        }
+        defaults.validate()?;
+        let config = BrokerConfig {
+            listen,
+            data_dir: args
+                .data_dir
+                .clone()
+                .or(file.data_dir)
+                .unwrap_or_else(|| PathBuf::from("./data")),
+            cpus,
+            advertised_host,
+            node_id: file.node_id.unwrap_or(1),
+            auto_create_topics: args
+                .auto_create_topics
+                .or(file.auto_create_topics)
+                .unwrap_or(true),
+            topic_defaults: defaults,
+            retention_check_interval: Duration::from_millis(
+                file.log_retention_check_interval_ms.unwrap_or(300_000),
+            ),
+            request_max_bytes: file.request_max_bytes.unwrap_or(100 << 20),
+            connections_max: file.connections_max.unwrap_or(10_000),
+        };
+        if config.node_id < 0 {
+            return Err("node_id must not be negative".into());
+        }
+        if config.retention_check_interval.is_zero() {
+            return Err("log_retention_check_interval_ms must be positive".into());
+        }
+        if !(1024..=1 << 30).contains(&config.request_max_bytes) {
+            return Err("request_max_bytes must be between 1 KiB and 1 GiB".into());
+        }
+        if config.request_max_bytes < config.topic_defaults.config.max_message_bytes {
+            return Err("request_max_bytes must be at least message_max_bytes".into());
+        }
+        Ok(config)
+    }
+
+    /// Number of shards.
+    pub fn shards(&self) -> usize {
+        self.cpus.len()
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+    toml::from_str(&text).map_err(|e| format!("config file {}: {e}", path.display()))
+}
