@@ -34,9 +34,7 @@ fn main() {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(args) => config::BrokerConfig::load(&args)
-            .and_then(broker::server::run)
-            .map_err(Into::into),
+        Command::Serve(args) => config::BrokerConfig::load(&args).and_then(broker::server::run),
         Command::Bench(cmd) => corelog_bench::run(cmd),
     };
     if let Err(e) = result {

@@ -1,5 +1,5 @@
-//! Produce (key 0), versions 0-9; flexible from 9. Versions 0-2 (message formats 0 and
-//! 1) are advertised for old librdkafka's feature detection and answered with
+//! Produce (key 0), versions 0-9; flexible from 9. Versions 0-2 (message formats 0
+//! and 1) are advertised for old librdkafka's feature detection and answered with
 //! UNSUPPORTED_VERSION per partition, as Kafka 4 does.
 //!
 //! The record bytes of each partition are carved out of the request frame without a

@@ -136,7 +136,7 @@ impl Partition {
         let bases = self.log.segment_bases();
         let from = bases[bases.len().saturating_sub(PRODUCER_SCAN_SEGMENTS)];
         let mut offset = from.max(self.log.log_start_offset());
-        let mut states = self.producers.borrow_mut();
+        let mut states = ProducerStates::default();
         while offset < self.log.high_watermark() {
             let data = self.log.read(offset, 1 << 20).await?;
             if data.batches.is_empty() {
@@ -174,6 +174,7 @@ impl Partition {
             tracing::info!(topic = %self.topic, partition = self.index, producers = states.len(),
                 "producer state rebuilt from the log");
         }
+        *self.producers.borrow_mut() = states;
         Ok(())
     }
 
@@ -236,7 +237,8 @@ impl Partition {
                     .acquire_permit(1)
                     .await
                     .map_err(|_| KafkaError::from(ErrorCode::NotLeaderOrFollower))?;
-                match self.producers.borrow().check(&inc)? {
+                let verdict = self.producers.borrow().check(&inc);
+                match verdict? {
                     Verdict::Append => {}
                     Verdict::Duplicate(m) => {
                         tracing::debug!(topic = %self.topic, partition = self.index,

@@ -203,7 +203,10 @@ mod tests {
         );
         assert!(matches!(s.check(&inc(1, 5, 5)), Ok(Verdict::Duplicate(_))));
         // Sequences wrap.
-        s.record(&inc(1, i32::MAX - 1, i32::MAX), meta(0, 0, 300));
+        s.record(
+            &inc(1, i32::MAX - 1, i32::MAX),
+            meta(i32::MAX - 1, i32::MAX, 300),
+        );
         assert_eq!(s.check(&inc(1, 0, 3)), Ok(Verdict::Append));
     }
 }

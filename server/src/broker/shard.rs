@@ -136,7 +136,9 @@ impl Shard {
         items: Vec<(TopicPartition, I)>,
         make_op: impl Fn(Vec<(TopicPartition, I)>) -> Op,
     ) -> Vec<(Vec<usize>, Reply)> {
-        let mut by_shard: BTreeMap<usize, (Vec<usize>, Vec<(TopicPartition, I)>)> = BTreeMap::new();
+        // Per shard: the items' positions in the request, and the items.
+        type ShardPart<I> = (Vec<usize>, Vec<(TopicPartition, I)>);
+        let mut by_shard: BTreeMap<usize, ShardPart<I>> = BTreeMap::new();
         for (i, (tp, item)) in items.into_iter().enumerate() {
             let e = by_shard.entry(self.owner(&tp)).or_default();
             e.0.push(i);
