@@ -11,6 +11,8 @@ mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
 mod fetch;
+#[cfg(test)]
+mod fuzz_tests;
 mod incremental_alter_configs;
 mod init_producer_id;
 mod list_offsets;
