@@ -2,7 +2,7 @@
 //! start offset (the low watermark) to the offset given (-1: the high watermark);
 //! durable before the answer. Offsets beyond the high watermark are OFFSET_OUT_OF_RANGE.
 
-use super::{per_partition, read_topics, Request};
+use super::{per_partition, read_topics, write_topics, Request};
 use crate::broker::router::{Op, Reply};
 use crate::protocol::wire::{DecodeResult, Reader};
 use crate::protocol::{ErrorCode, Response};
@@ -29,20 +29,11 @@ pub async fn handle(req: &Request<'_>, body: &[u8]) -> DecodeResult<Response> {
 
     let mut r = req.response();
     r.i32(0); // throttle_time_ms
-    r.array_len(flex, topics.len());
-    let mut answers = answers.into_iter();
-    for (name, parts) in &topics {
-        r.string(flex, name);
-        r.array_len(flex, parts.len());
-        for (index, _) in parts {
-            let a = answers.next().expect("one answer per partition");
-            r.i32(*index);
-            r.i64(*a.as_ref().unwrap_or(&-1));
-            r.i16(a.err().map_or(0, |e| e.code()));
-            r.tagged_fields(flex);
-        }
-        r.tagged_fields(flex);
-    }
+    write_topics(&mut r, flex, &topics, answers, |r, index, a| {
+        r.i32(index);
+        r.i64(*a.as_ref().unwrap_or(&-1));
+        r.i16(a.err().map_or(0, |e| e.code()));
+    });
     r.tagged_fields(flex);
     Ok(r)
 }

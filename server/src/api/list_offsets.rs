@@ -3,7 +3,7 @@
 //! record with the largest timestamp (v7), otherwise the first record whose timestamp
 //! is at or after the one given (record-exact in uncompressed batches).
 
-use super::{per_partition, read_topics, Request};
+use super::{per_partition, read_topics, write_topics, Request};
 use crate::broker::router::{Op, Reply};
 use crate::protocol::wire::{DecodeResult, Reader};
 use crate::protocol::{ErrorCode, Response};
@@ -45,33 +45,24 @@ pub async fn handle(req: &Request<'_>, body: &[u8]) -> DecodeResult<Response> {
     if v >= 2 {
         r.i32(0); // throttle_time_ms
     }
-    r.array_len(flex, topics.len());
-    let mut answers = answers.into_iter();
-    for (name, parts) in &topics {
-        r.string(flex, name);
-        r.array_len(flex, parts.len());
-        for (index, _) in parts {
-            let a = answers.next().expect("one answer per partition");
-            r.i32(*index);
-            r.i16(a.err().map_or(0, |e| e.code()));
-            let (offset, ts) = a.unwrap_or((-1, -1));
-            if v == 0 {
-                let found = usize::from(offset >= 0);
-                r.array_len(flex, found);
-                if found == 1 {
-                    r.i64(offset);
-                }
-            } else {
-                r.i64(ts);
+    write_topics(&mut r, flex, &topics, answers, |r, index, a| {
+        r.i32(index);
+        r.i16(a.err().map_or(0, |e| e.code()));
+        let (offset, ts) = a.unwrap_or((-1, -1));
+        if v == 0 {
+            let found = usize::from(offset >= 0);
+            r.array_len(flex, found);
+            if found == 1 {
                 r.i64(offset);
-                if v >= 4 {
-                    r.i32(if offset >= 0 { 0 } else { -1 }); // leader_epoch
-                }
             }
-            r.tagged_fields(flex);
+        } else {
+            r.i64(ts);
+            r.i64(offset);
+            if v >= 4 {
+                r.i32(if offset >= 0 { 0 } else { -1 }); // leader_epoch
+            }
         }
-        r.tagged_fields(flex);
-    }
+    });
     r.tagged_fields(flex);
     Ok(r)
 }

@@ -196,3 +196,26 @@ pub async fn control(
         }),
     }
 }
+
+/// Writes `topics[name, partitions[...]]` of a per-partition response: `part` writes
+/// one partition's fields from its answer; names, counts and tagged fields are written
+/// here.
+pub fn write_topics<P, T>(
+    r: &mut Response,
+    flex: bool,
+    topics: &Topics<(i32, P)>,
+    answers: Vec<T>,
+    mut part: impl FnMut(&mut Response, i32, T),
+) {
+    r.array_len(flex, topics.len());
+    let mut answers = answers.into_iter();
+    for (name, parts) in topics {
+        r.string(flex, name);
+        r.array_len(flex, parts.len());
+        for (index, _) in parts {
+            part(r, *index, answers.next().expect("one answer per partition"));
+            r.tagged_fields(flex);
+        }
+        r.tagged_fields(flex);
+    }
+}

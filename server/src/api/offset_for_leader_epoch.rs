@@ -3,7 +3,7 @@
 //! next epoch starts (the log end offset for the latest). librdkafka sends v2 whenever
 //! it knows an epoch, to detect log truncation.
 
-use super::{per_partition, read_topics, Request};
+use super::{per_partition, read_topics, write_topics, Request};
 use crate::broker::router::{Op, Reply};
 use crate::protocol::wire::{DecodeResult, Reader};
 use crate::protocol::{ErrorCode, Response};
@@ -40,24 +40,15 @@ pub async fn handle(req: &Request<'_>, body: &[u8]) -> DecodeResult<Response> {
     if v >= 2 {
         r.i32(0); // throttle_time_ms
     }
-    r.array_len(flex, topics.len());
-    let mut answers = answers.into_iter();
-    for (name, parts) in &topics {
-        r.string(flex, name);
-        r.array_len(flex, parts.len());
-        for (index, _) in parts {
-            let a = answers.next().expect("one answer per partition");
-            r.i16(a.err().map_or(0, |e| e.code()));
-            r.i32(*index);
-            let (epoch, end) = a.unwrap_or((-1, -1));
-            if v >= 1 {
-                r.i32(epoch);
-            }
-            r.i64(end);
-            r.tagged_fields(flex);
+    write_topics(&mut r, flex, &topics, answers, |r, index, a| {
+        r.i16(a.err().map_or(0, |e| e.code()));
+        r.i32(index);
+        let (epoch, end) = a.unwrap_or((-1, -1));
+        if v >= 1 {
+            r.i32(epoch);
         }
-        r.tagged_fields(flex);
-    }
+        r.i64(end);
+    });
     r.tagged_fields(flex);
     Ok(r)
 }
