@@ -114,7 +114,8 @@ pub async fn handle(req: &Request<'_>, body: &[u8]) -> DecodeResult<Response> {
         wait_for_data(req, &items, &results, deadline - now).await;
         results = read_all(req, &items).await;
     }
-    limit_total(&mut results, max_bytes);
+    let partition_limits: Vec<usize> = items.iter().map(|(_, i)| i.max_bytes).collect();
+    limit_total(&mut results, &partition_limits, max_bytes);
 
     let mut r = req.response();
     r.i32(0); // throttle_time_ms
@@ -213,16 +214,19 @@ fn group(req: &Request<'_>, items: &[(TopicPartition, i64)]) -> Vec<(Vec<usize>,
     by.into_iter().map(|(s, idx)| (idx, s)).collect()
 }
 
-/// Applies the response-wide byte limit in request order (KIP-74 for the first batch).
-fn limit_total(results: &mut [ReadResult], max_bytes: usize) {
+/// Applies the byte limits in request order, as Kafka does (KIP-74): the first batch
+/// of the response is returned whole whatever its size; after it, a batch is returned
+/// only if it fits both its partition's limit and what is left of `max_bytes`.
+fn limit_total(results: &mut [ReadResult], partition_limits: &[usize], max_bytes: usize) {
     let mut used = 0usize;
-    for res in results.iter_mut() {
+    for (res, &limit) in results.iter_mut().zip(partition_limits) {
         let mut keep = 0;
+        let mut in_partition = 0;
         for b in &res.batches {
-            if used == 0 && keep == 0 {
-                used += b.len(); // the first batch of the response, whole
-            } else if used + b.len() <= max_bytes {
+            let fits = used + b.len() <= max_bytes && in_partition + b.len() <= limit;
+            if (used == 0 && keep == 0) || fits {
                 used += b.len();
+                in_partition += b.len();
             } else {
                 break;
             }
@@ -252,12 +256,17 @@ mod tests {
     #[test]
     fn first_batch_whole_then_total_limit() {
         let mut r = vec![res(&[]), res(&[500, 10]), res(&[20]), res(&[5])];
-        limit_total(&mut r, 100);
+        limit_total(&mut r, &[1000; 4], 100);
         let kept: Vec<usize> = r.iter().map(|x| x.batches.len()).collect();
         assert_eq!(kept, vec![0, 1, 0, 0]);
         let mut r = vec![res(&[30, 30]), res(&[30, 30])];
-        limit_total(&mut r, 100);
+        limit_total(&mut r, &[1000; 2], 100);
         let kept: Vec<usize> = r.iter().map(|x| x.batches.len()).collect();
         assert_eq!(kept, vec![2, 1]);
+        // A later partition whose first batch exceeds its own limit returns nothing.
+        let mut r = vec![res(&[10]), res(&[50]), res(&[20, 20])];
+        limit_total(&mut r, &[100, 40, 30], 1000);
+        let kept: Vec<usize> = r.iter().map(|x| x.batches.len()).collect();
+        assert_eq!(kept, vec![1, 0, 1]);
     }
 }
