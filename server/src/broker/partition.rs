@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::rc::Rc;
 
 use bytes::BytesMut;
-use corelog_engine::batch::{self, RecordBatch};
+use corelog_engine::batch::{self, BatchScan, RecordBatch};
 use corelog_engine::{AppendOptions, PartitionLog, TailCache};
 use glommio::sync::Semaphore;
 use glommio::TaskQueueHandle;
@@ -139,35 +139,20 @@ impl Partition {
         let mut states = ProducerStates::default();
         while offset < self.log.high_watermark() {
             let data = self.log.read(offset, 1 << 20).await?;
-            if data.batches.is_empty() {
-                break;
-            }
-            for b in &data.batches {
-                let Ok(v) = RecordBatch::new(b) else { break };
-                offset = v.last_offset() as u64 + 1;
-                if v.producer_id() < 0 {
-                    continue;
+            let before = offset;
+            // A read returns chunks of whole batches (a disk read is one chunk).
+            for chunk in &data.batches {
+                for (_, v) in BatchScan::new(chunk, false) {
+                    offset = v.last_offset() as u64 + 1;
+                    if v.producer_id() >= 0 {
+                        record_batch(&mut states, &v);
+                    }
                 }
-                let inc = Incoming {
-                    producer_id: v.producer_id(),
-                    epoch: v.producer_epoch(),
-                    first_seq: v.base_sequence(),
-                    last_seq: v.base_sequence().wrapping_add(v.last_offset_delta()),
-                };
-                let append_time = if v.is_log_append_time() {
-                    v.max_timestamp()
-                } else {
-                    -1
-                };
-                states.record(
-                    &inc,
-                    BatchMeta {
-                        first_seq: inc.first_seq,
-                        last_seq: inc.last_seq,
-                        base_offset: v.base_offset() as u64,
-                        append_time_ms: append_time,
-                    },
-                );
+            }
+            if offset == before {
+                tracing::warn!(topic = %self.topic, partition = self.index, offset,
+                    "producer state scan stopped early: no batch parsed");
+                break;
             }
         }
         if !states.is_empty() {
@@ -330,11 +315,35 @@ impl Partition {
     }
 }
 
-/// In an uncompressed CreateTime batch, the offset and timestamp of the first record
-/// whose timestamp is `>= ts`. `None` for compressed or LogAppendTime batches, or when
+/// Remembers a stored idempotent batch in `states`.
+fn record_batch(states: &mut ProducerStates, v: &RecordBatch<'_>) {
+    let inc = Incoming {
+        producer_id: v.producer_id(),
+        epoch: v.producer_epoch(),
+        first_seq: v.base_sequence(),
+        last_seq: v.base_sequence().wrapping_add(v.last_offset_delta()),
+    };
+    let append_time = if v.is_log_append_time() {
+        v.max_timestamp()
+    } else {
+        -1
+    };
+    states.record(
+        &inc,
+        BatchMeta {
+            first_seq: inc.first_seq,
+            last_seq: inc.last_seq,
+            base_offset: v.base_offset() as u64,
+            append_time_ms: append_time,
+        },
+    );
+}
+
+/// In the uncompressed CreateTime batch at the start of `bytes`, the offset and
+/// timestamp of the first record whose timestamp is `>= ts`. `None` for compressed or LogAppendTime batches, or when
 /// the records do not parse.
 fn first_record_at_or_after(bytes: &[u8], ts: i64) -> Option<(u64, i64)> {
-    let b = RecordBatch::new(bytes).ok()?;
+    let b = RecordBatch::from_prefix(bytes)?;
     if b.attributes() & batch::attributes::COMPRESSION_MASK != 0 || b.is_log_append_time() {
         return None;
     }
@@ -371,6 +380,80 @@ fn varint(buf: &[u8]) -> Option<(i64, usize)> {
 mod tests {
     use super::*;
     use corelog_engine::batch_builder::BatchBuilder;
+
+    fn idempotent(seq: i32, records: usize) -> BytesMut {
+        let mut b = BatchBuilder::new(1000).idempotent(77, 0, seq);
+        for _ in 0..records {
+            b.push(None, Some(b"v"), &[]);
+        }
+        BytesMut::from(&b.build()[..])
+    }
+
+    fn plain() -> BytesMut {
+        let mut b = BatchBuilder::new(1000);
+        b.push(Some(b"k"), Some(b"v"), &[]);
+        BytesMut::from(&b.build()[..])
+    }
+
+    #[test]
+    fn retried_batches_are_recognised_after_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t-0");
+        corelog_engine::testing::run_on_executor(move || async move {
+            let bg = glommio::executor().create_task_queue(
+                glommio::Shares::Static(100),
+                glommio::Latency::NotImportant,
+                "bg",
+            );
+            let cache = Rc::new(RefCell::new(TailCache::new(1 << 20)));
+            let config = super::super::topic_config::TopicDefaults::default().config;
+            let open = || {
+                Partition::open(
+                    path.clone(),
+                    "t",
+                    0,
+                    [1; 16],
+                    config.clone(),
+                    cache.clone(),
+                    bg,
+                )
+            };
+            let p = Rc::new(open().await.unwrap());
+            let mut offsets = Vec::new();
+            for (i, seq) in [0, 3, 5].into_iter().enumerate() {
+                p.produce(plain(), true).await.unwrap();
+                let n = [3, 2, 4][i];
+                offsets.push(
+                    p.produce(idempotent(seq, n), true)
+                        .await
+                        .unwrap()
+                        .base_offset,
+                );
+            }
+            p.log.close().await.unwrap();
+            drop(p);
+            // A fresh cache: the rebuild must read the segment from disk.
+            let cache2 = Rc::new(RefCell::new(TailCache::new(1 << 20)));
+            let p = Rc::new(
+                Partition::open(path.clone(), "t", 0, [1; 16], config.clone(), cache2, bg)
+                    .await
+                    .unwrap(),
+            );
+            let end = p.log.log_end_offset();
+            let dup = p.produce(idempotent(3, 2), true).await.unwrap();
+            assert_eq!(dup.base_offset, offsets[1]);
+            assert_eq!(
+                p.log.log_end_offset(),
+                end,
+                "a duplicate must not be appended"
+            );
+            let gap = p.produce(idempotent(10, 1), true).await.unwrap_err();
+            assert_eq!(gap.code, ErrorCode::OutOfOrderSequenceNumber);
+            let next = p.produce(idempotent(9, 1), true).await.unwrap();
+            assert_eq!(next.base_offset, end);
+            p.log.close().await.unwrap();
+        });
+    }
 
     #[test]
     fn timestamp_lookup_inside_a_batch() {

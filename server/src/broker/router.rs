@@ -55,7 +55,8 @@ pub struct ReadResult {
     pub high_watermark: i64,
     /// Log start offset.
     pub log_start_offset: i64,
-    /// Stored batches, byte for byte.
+    /// Stored batches, byte for byte, in chunks of whole batches (one chunk per disk
+    /// read, one batch per chunk from the tail cache).
     pub batches: Vec<Bytes>,
 }
 
