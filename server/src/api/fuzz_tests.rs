@@ -2,39 +2,14 @@
 //! and every answer must be a well-framed response. `FUZZ_SEED=n` replays a run,
 //! `FUZZ_CASES=n` sets its length.
 
-use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use glommio::{Latency, Shares};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::broker::catalog::Catalog;
-use crate::broker::ownership::CONTROLLER_SHARD;
-use crate::broker::router::{ControlOp, NewTopic, Op, Reply, Router};
-use crate::broker::shard::Shard;
-use crate::broker::topic_config::TopicDefaults;
-use crate::config::BrokerConfig;
 use crate::protocol::{ApiKey, RequestHeader, APIS};
-
-fn test_config(dir: &std::path::Path) -> BrokerConfig {
-    let mut defaults = TopicDefaults::default();
-    defaults.config.segment_bytes = 1 << 16;
-    BrokerConfig {
-        listen: "127.0.0.1:9".parse().unwrap(),
-        data_dir: dir.to_path_buf(),
-        cpus: vec![0],
-        advertised_host: "127.0.0.1".into(),
-        node_id: 1,
-        auto_create_topics: false,
-        topic_defaults: defaults,
-        retention_check_interval: Duration::from_secs(3600),
-        request_max_bytes: 1 << 20,
-        connections_max: 10,
-    }
-}
 
 /// A byte that is often a small count, a length, -1 or 0: it gets decoders further
 /// than uniform noise does.
@@ -60,29 +35,9 @@ fn random_requests_never_panic_and_answers_are_framed() {
         .unwrap_or(20_000);
     println!("FUZZ_SEED={seed} FUZZ_CASES={cases}");
     let dir = tempfile::tempdir().unwrap();
-    let config = Arc::new(test_config(dir.path()));
+    let config = Arc::new(super::testkit::config(dir.path()));
     let answered = corelog_engine::testing::run_on_executor(move || async move {
-        let bg =
-            glommio::executor().create_task_queue(Shares::Static(100), Latency::NotImportant, "bg");
-        let shard = Rc::new(Shard::new(
-            0,
-            config,
-            Catalog::default(),
-            Router::new(0, None),
-            bg,
-        ));
-        let create = Op::Control(ControlOp::CreateTopics(
-            vec![NewTopic {
-                name: "t".into(),
-                partitions: 2,
-                replication_factor: 1,
-                configs: Default::default(),
-            }],
-            false,
-        ));
-        assert!(
-            matches!(shard.call(CONTROLLER_SHARD, create).await, Reply::Control(r) if r[0].is_ok())
-        );
+        let shard = super::testkit::shard(config).await;
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let mut answered = 0;
         for _ in 0..cases {

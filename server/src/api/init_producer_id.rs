@@ -21,7 +21,10 @@ pub async fn handle(req: &Request<'_>, body: &[u8]) -> DecodeResult<Response> {
     }
     rd.tagged_fields(flex)?;
 
-    let result = if transactional_id.is_some() {
+    let result = if transactional_id == Some("") {
+        // As Kafka's transaction coordinator: an empty id is neither null nor an id.
+        Err(ErrorCode::InvalidRequest)
+    } else if transactional_id.is_some() {
         Err(ErrorCode::TransactionalIdAuthorizationFailed)
     } else {
         match req

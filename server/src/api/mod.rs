@@ -4,6 +4,8 @@
 //! `protocol::APIS`.
 
 mod api_versions;
+#[cfg(test)]
+mod compat_tests;
 mod create_partitions;
 mod create_topics;
 mod delete_records;
@@ -19,6 +21,8 @@ mod list_offsets;
 mod metadata;
 mod offset_for_leader_epoch;
 mod produce;
+#[cfg(test)]
+mod testkit;
 
 use std::rc::Rc;
 
