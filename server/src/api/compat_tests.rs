@@ -55,6 +55,8 @@ async fn exchange<Req: Encodable, Resp: Decodable>(
         .unwrap_or_else(|e| {
             panic!("{key:?} v{version}: our decoder refused the crate's request: {e}")
         })
+        .wait()
+        .await
         .expect("a response");
     let mut all = Bytes::from(
         parts

@@ -57,10 +57,15 @@ fn random_requests_never_panic_and_answers_are_framed() {
             let len = rng.gen_range(0..200);
             let body: BytesMut = (0..len).map(|_| plausible_byte(&mut rng)).collect();
             // Long polls may legitimately wait: bound each call, a timeout is not a bug.
-            let call = super::handle(&shard, &header, body);
+            let call = async {
+                match super::handle(&shard, &header, body).await {
+                    Ok(answer) => Some(answer.wait().await),
+                    Err(_) => None,
+                }
+            };
             let timed =
                 glommio::timer::timeout(Duration::from_millis(20), async { Ok(call.await) });
-            if let Ok(Ok(Some(parts))) = timed.await {
+            if let Ok(Some(Some(parts))) = timed.await {
                 let all: Vec<u8> = parts.iter().flat_map(|p| p.iter().copied()).collect();
                 let size = i32::from_be_bytes(all[..4].try_into().unwrap());
                 assert_eq!(size as usize, all.len() - 4, "seed {seed}: bad framing");

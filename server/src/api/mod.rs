@@ -24,6 +24,8 @@ mod produce;
 #[cfg(test)]
 mod testkit;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::rc::Rc;
 
 use bytes::{Bytes, BytesMut};
@@ -56,18 +58,54 @@ impl Request<'_> {
     }
 }
 
-/// Handles one request. `Ok(None)`: no response is sent (acks=0). `Err`: the request is
-/// malformed or of an unsupported version, and the connection is closed.
+/// What a handler did: answered (`None`: no response, acks=0), or started work whose
+/// response comes later, which the connection writes in request order.
+pub enum Handled {
+    /// The response (or none).
+    Now(Option<Response>),
+    /// The response, once this resolves.
+    Later(Pin<Box<dyn Future<Output = Option<Response>>>>),
+}
+
+impl std::fmt::Debug for Handled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Handled::Now(_) => "Handled::Now",
+            Handled::Later(_) => "Handled::Later",
+        })
+    }
+}
+
+/// A response's pieces, now or later.
+pub enum Answer {
+    /// Framed pieces (or nothing to send).
+    Now(Option<Vec<Bytes>>),
+    /// Framed pieces once this resolves.
+    Later(Pin<Box<dyn Future<Output = Option<Vec<Bytes>>>>>),
+}
+
+impl Answer {
+    /// Waits for the response, whenever it comes.
+    pub async fn wait(self) -> Option<Vec<Bytes>> {
+        match self {
+            Answer::Now(r) => r,
+            Answer::Later(f) => f.await,
+        }
+    }
+}
+
+/// Handles one request. `Err`: the request is malformed or of an unsupported version,
+/// and the connection is closed.
 pub async fn handle(
     shard: &Rc<Shard>,
     header: &RequestHeader,
     body: BytesMut,
-) -> DecodeResult<Option<Vec<Bytes>>> {
+) -> DecodeResult<Answer> {
     let spec = ApiSpec::find(header.api_key).expect("header decode checked the key");
     let req = Request { shard, header };
     if !spec.supports(header.api_version) {
         if spec.key == ApiKey::ApiVersions {
-            return Ok(Some(api_versions::unsupported(&req).finish()));
+            return Ok(Answer::Now(Some(api_versions::unsupported(&req).finish())));
         }
         return Err(DecodeError {
             at: 0,
@@ -77,7 +115,14 @@ pub async fn handle(
     let response = match spec.key {
         ApiKey::ApiVersions => Some(api_versions::handle(&req)),
         ApiKey::Metadata => Some(metadata::handle(&req, &body).await?),
-        ApiKey::Produce => produce::handle(&req, body).await?,
+        ApiKey::Produce => match produce::handle(&req, body).await? {
+            Handled::Now(r) => r,
+            Handled::Later(f) => {
+                return Ok(Answer::Later(Box::pin(async move {
+                    f.await.map(Response::finish)
+                })))
+            }
+        },
         ApiKey::Fetch => Some(fetch::handle(&req, &body).await?),
         ApiKey::ListOffsets => Some(list_offsets::handle(&req, &body).await?),
         ApiKey::CreateTopics => Some(create_topics::handle(&req, &body).await?),
@@ -92,7 +137,7 @@ pub async fn handle(
         ApiKey::DescribeCluster => Some(describe_cluster::handle(&req, &body)?),
         ApiKey::InitProducerId => Some(init_producer_id::handle(&req, &body).await?),
     };
-    Ok(response.map(Response::finish))
+    Ok(Answer::Now(response.map(Response::finish)))
 }
 
 /// Reads `n` items with `item`, refusing counts the body cannot hold.

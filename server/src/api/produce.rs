@@ -6,12 +6,18 @@
 //! copy (`BytesMut::split_to`), sent to the owning shard, validated and appended there
 //! in place (offsets and epoch assigned in the client's bytes). acks=0 sends no
 //! response; acks=1 answers after the append; acks=-1 after the group-commit flush.
+//!
+//! Two phases: the appends run while the connection waits (so the requests of one
+//! connection are appended in the order they were sent), and for acks=-1 the wait for
+//! the flush runs after the connection has moved on to its next request
+//! ([`Handled::Later`]): pipelined requests share fdatasyncs instead of each paying
+//! for one.
 
 use std::ops::Range;
 
 use bytes::BytesMut;
 
-use super::{read_array, Request};
+use super::{read_array, Handled, Request};
 use crate::broker::partition::Appended;
 use crate::broker::router::{Op, Reply, TopicPartition};
 use crate::protocol::wire::{DecodeResult, Reader};
@@ -27,8 +33,9 @@ struct Topic {
     partitions: Vec<(i32, Option<Range<usize>>)>,
 }
 
-/// Handles a request; `None` for acks=0.
-pub async fn handle(req: &Request<'_>, body: BytesMut) -> DecodeResult<Option<Response>> {
+/// Appends the request's batches; the response comes now (acks 0 and 1: none for 0)
+/// or after the flush (acks=-1).
+pub async fn handle(req: &Request<'_>, body: BytesMut) -> DecodeResult<Handled> {
     let (v, flex) = (req.version(), req.flexible());
     let mut rd = Reader::new(&body);
     if v >= 3 {
@@ -53,6 +60,7 @@ pub async fn handle(req: &Request<'_>, body: BytesMut) -> DecodeResult<Option<Re
     let mut results: Vec<Option<Result<Appended, KafkaError>>> = Vec::new();
     let mut to_append: Vec<(TopicPartition, BytesMut)> = Vec::new();
     let mut slots: Vec<usize> = Vec::new();
+    let mut tps: Vec<TopicPartition> = Vec::new();
     let mut rest = body;
     let mut consumed = 0;
     for t in &topics {
@@ -78,24 +86,25 @@ pub async fn handle(req: &Request<'_>, body: BytesMut) -> DecodeResult<Option<Re
                 results.push(Some(Err(ErrorCode::UnsupportedCompressionType.into())));
                 continue;
             }
+            let tp = TopicPartition {
+                topic: t.name.clone(),
+                partition: *index as u32,
+            };
             slots.push(results.len());
             results.push(None);
-            to_append.push((
-                TopicPartition {
-                    topic: t.name.clone(),
-                    partition: *index as u32,
-                },
-                batch,
-            ));
+            tps.push(tp.clone());
+            to_append.push((tp, batch));
         }
     }
 
-    let durable = acks == -1;
-    let n = to_append.len();
     let replies = req
         .shard
-        .fan_out(to_append, |items| Op::Produce { durable, items })
+        .fan_out(to_append, |items| Op::Produce {
+            flush_in_background: acks != -1,
+            items,
+        })
         .await;
+    let mut appended: Vec<(usize, TopicPartition)> = Vec::new();
     for (indexes, reply) in replies {
         let answers = match reply {
             Reply::Produce(a) => a,
@@ -105,18 +114,74 @@ pub async fn handle(req: &Request<'_>, body: BytesMut) -> DecodeResult<Option<Re
                 .collect(),
         };
         for (i, a) in indexes.into_iter().zip(answers) {
+            if a.is_ok() {
+                appended.push((slots[i], tps[i].clone()));
+            }
             results[slots[i]] = Some(a);
         }
     }
-    debug_assert_eq!(slots.len(), n);
-    if acks == 0 {
-        return Ok(None);
+    match acks {
+        0 => Ok(Handled::Now(None)),
+        1 => Ok(Handled::Now(Some(encode(
+            req.response(),
+            v,
+            flex,
+            &topics,
+            results,
+        )))),
+        _ => {
+            let shard = req.shard.clone();
+            let response = req.response();
+            Ok(Handled::Later(Box::pin(async move {
+                wait_durable(&shard, appended, &mut results).await;
+                Some(encode(response, v, flex, &topics, results))
+            })))
+        }
     }
+}
 
-    let mut r = req.response();
+/// Waits for the flushes covering the appended batches; a failed flush turns the
+/// partition's answer into its error.
+async fn wait_durable(
+    shard: &std::rc::Rc<crate::broker::shard::Shard>,
+    appended: Vec<(usize, TopicPartition)>,
+    results: &mut [Option<Result<Appended, KafkaError>>],
+) {
+    let (slots, tps): (Vec<usize>, Vec<(TopicPartition, ())>) = appended
+        .into_iter()
+        .map(|(slot, tp)| (slot, (tp, ())))
+        .unzip();
+    let replies = shard
+        .fan_out(tps, |items| {
+            Op::Flush(items.into_iter().map(|(tp, ())| tp).collect())
+        })
+        .await;
+    for (indexes, reply) in replies {
+        let flushed = match reply {
+            Reply::Flushed(f) => f,
+            _ => indexes
+                .iter()
+                .map(|_| Err(KafkaError::from(ErrorCode::NotLeaderOrFollower)))
+                .collect(),
+        };
+        for (i, f) in indexes.into_iter().zip(flushed) {
+            if let Err(e) = f {
+                results[slots[i]] = Some(Err(e));
+            }
+        }
+    }
+}
+
+fn encode(
+    mut r: Response,
+    v: i16,
+    flex: bool,
+    topics: &[Topic],
+    results: Vec<Option<Result<Appended, KafkaError>>>,
+) -> Response {
     r.array_len(flex, topics.len());
     let mut results = results.into_iter();
-    for t in &topics {
+    for t in topics {
         r.string(flex, &t.name);
         r.array_len(flex, t.partitions.len());
         for (index, _) in &t.partitions {
@@ -129,7 +194,7 @@ pub async fn handle(req: &Request<'_>, body: BytesMut) -> DecodeResult<Option<Re
         r.i32(0); // throttle_time_ms
     }
     r.tagged_fields(flex);
-    Ok(Some(r))
+    r
 }
 
 fn encode_partition(

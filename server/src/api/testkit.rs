@@ -42,6 +42,7 @@ pub async fn shard(config: Arc<BrokerConfig>) -> Rc<Shard> {
         Catalog::default(),
         Router::new(0, None),
         bg,
+        Default::default(),
     ));
     let create = Op::Control(ControlOp::CreateTopics(
         vec![NewTopic {

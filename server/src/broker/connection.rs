@@ -1,25 +1,34 @@
-//! One client connection: read a frame, decode its header, run the API's handler, write
-//! the response pieces in order; repeat. Requests on a connection are handled one at a
-//! time, in order, as Kafka does, so responses need no reordering.
+//! One client connection: read a frame, decode its header, run the API's handler; a
+//! writer task sends the responses in request order. Handlers run one at a time, in
+//! order, as Kafka does, with one exception: an acks=all Produce returns once its
+//! batches are appended, and its wait for the flush continues while the next requests
+//! are read and handled (up to [`PIPELINE_MAX`] responses outstanding). Appends stay in
+//! request order; pipelined produces share fdatasyncs.
 //!
 //! A frame whose size prefix is not positive or exceeds `request_max_bytes`, a header
 //! that does not decode, an API key this broker does not serve, an unsupported version
 //! of an API other than ApiVersions and a body that does not decode all close this
 //! connection (with a log line naming the peer and the reason) and nothing else.
 
+use std::os::fd::{AsRawFd, FromRawFd};
 use std::rc::Rc;
 
 use bytes::BytesMut;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio::channels::local_channel::{self, LocalReceiver};
 use glommio::net::TcpStream;
 
 use super::shard::Shard;
-use crate::api;
+use crate::api::{self, Answer};
 use crate::protocol::RequestHeader;
 
 /// Bytes read from the socket per read call while assembling a large frame: memory is
 /// committed as data arrives, not as the size prefix claims.
 const READ_CHUNK_BYTES: usize = 1 << 20;
+
+/// Responses a connection may have outstanding (pipelined acks=all produces) before
+/// it stops reading requests.
+pub const PIPELINE_MAX: usize = 16;
 
 /// Serves one connection until the peer closes it or sends something malformed.
 pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
@@ -27,14 +36,59 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
         .peer_addr()
         .map(|a| a.to_string())
         .unwrap_or_else(|_| "?".into());
-    match serve_frames(&shard, &mut stream).await {
+    // A second descriptor of the socket for the writer task, so that reading and
+    // writing proceed independently.
+    // SAFETY: dup returns a new descriptor we own (or -1, checked); from_raw_fd takes
+    // ownership of it.
+    let writer = unsafe {
+        let fd = libc::dup(stream.as_raw_fd());
+        if fd < 0 {
+            tracing::warn!(%peer, "cannot duplicate the socket; closing");
+            let _ = stream.close().await;
+            return;
+        }
+        TcpStream::from_raw_fd(fd)
+    };
+    let (tx, rx) = local_channel::new_bounded(PIPELINE_MAX);
+    let writer = glommio::spawn_local(write_responses(writer, rx, stream.as_raw_fd()));
+    let outcome = read_requests(&shard, &mut stream, &tx).await;
+    drop(tx);
+    let written = writer.await;
+    match outcome.and(written) {
         Ok(()) => tracing::debug!(%peer, "connection closed by peer"),
         Err(reason) => tracing::warn!(%peer, %reason, "closing connection"),
     }
     let _ = stream.close().await;
 }
 
-async fn serve_frames(shard: &Rc<Shard>, stream: &mut TcpStream) -> Result<(), String> {
+/// Writes each answer, in order, once it is ready. On a write error the socket is shut
+/// down, which ends the reader too.
+async fn write_responses(
+    mut stream: TcpStream,
+    answers: LocalReceiver<Answer>,
+    socket: i32,
+) -> Result<(), String> {
+    while let Some(answer) = answers.recv().await {
+        let Some(parts) = answer.wait().await else {
+            continue;
+        };
+        for part in parts {
+            if let Err(e) = stream.write_all(&part).await {
+                // SAFETY: shutting down a socket descriptor the connection still owns.
+                unsafe { libc::shutdown(socket, libc::SHUT_RDWR) };
+                return Err(format!("write failed: {e}"));
+            }
+        }
+    }
+    let _ = stream.close().await;
+    Ok(())
+}
+
+async fn read_requests(
+    shard: &Rc<Shard>,
+    stream: &mut TcpStream,
+    answers: &local_channel::LocalSender<Answer>,
+) -> Result<(), String> {
     let max = shard.config.request_max_bytes;
     loop {
         let mut size = [0u8; 4];
@@ -62,16 +116,20 @@ async fn serve_frames(shard: &Rc<Shard>, stream: &mut TcpStream) -> Result<(), S
             client = ?header.client_id, correlation = header.correlation_id, "request");
         let mut body = frame;
         let _ = body.split_to(body_at);
-        let response = api::handle(shard, &header, body)
-            .await
-            .map_err(|e| format!("API {} v{}: {e}", header.api_key, header.api_version))?;
-        if let Some(parts) = response {
-            for part in parts {
-                stream
-                    .write_all(&part)
-                    .await
-                    .map_err(|e| format!("write failed: {e}"))?;
+        let answer = match api::handle(shard, &header, body).await {
+            // Start the wait now (the flush is requested at once); the writer only
+            // collects the result in order.
+            Ok(Answer::Later(f)) => Answer::Later(Box::pin(glommio::spawn_local(f))),
+            Ok(now) => now,
+            Err(e) => {
+                return Err(format!(
+                    "API {} v{}: {e}",
+                    header.api_key, header.api_version
+                ))
             }
+        };
+        if answers.send(answer).await.is_err() {
+            return Err("the response writer stopped".into());
         }
     }
 }

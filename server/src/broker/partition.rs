@@ -177,12 +177,14 @@ impl Partition {
         Ok(())
     }
 
-    /// Appends one produced batch; `durable` waits for the flush that covers it
-    /// (acks=all), otherwise a background flush is scheduled.
+    /// Appends one produced batch (or recognises a retried one). With
+    /// `flush_in_background` (acks=0/1) a flush is scheduled; an acks=all caller
+    /// instead waits for [`PartitionLog::flush`] itself, after the append returns, so
+    /// that the next request of its connection can be appended meanwhile.
     pub async fn produce(
         self: &Rc<Self>,
         batch: BytesMut,
-        durable: bool,
+        flush_in_background: bool,
     ) -> Result<Appended, KafkaError> {
         let header = RecordBatch::new(&batch)
             .map_err(|e| KafkaError::from(corelog_engine::Error::InvalidBatch(e)))?;
@@ -228,9 +230,6 @@ impl Partition {
                     Verdict::Duplicate(m) => {
                         tracing::debug!(topic = %self.topic, partition = self.index,
                             producer_id = inc.producer_id, seq = inc.first_seq, "duplicate batch");
-                        if durable {
-                            self.log.flush().await?;
-                        }
                         return Ok(Appended {
                             base_offset: m.base_offset,
                             log_append_time_ms: m.append_time_ms,
@@ -251,9 +250,7 @@ impl Partition {
                 info
             }
         };
-        if durable {
-            self.log.flush().await?;
-        } else {
+        if flush_in_background {
             self.schedule_flush();
         }
         Ok(Appended {

@@ -114,13 +114,16 @@ pub enum ControlOp {
 /// A request to a shard.
 #[derive(Debug)]
 pub enum Op {
-    /// Append batches; `durable` waits for the flush (acks=all).
+    /// Append batches, in order. `flush_in_background` for acks=0/1; acks=all sends
+    /// [`Op::Flush`] after the appends returned.
     Produce {
-        /// Wait for the flush.
-        durable: bool,
+        /// Schedule a background flush after appending.
+        flush_in_background: bool,
         /// Batches by partition.
         items: Vec<(TopicPartition, BytesMut)>,
     },
+    /// Wait until everything appended to these partitions so far is durable.
+    Flush(Vec<TopicPartition>),
     /// Read stored batches.
     Read(Vec<ReadItem>),
     /// Resolve when any partition's high watermark passes its offset, or after the
@@ -146,6 +149,8 @@ pub type OffsetLookup = Result<(i64, i64), ErrorCode>;
 pub enum Reply {
     /// Per produced batch.
     Produce(Vec<Result<Appended, KafkaError>>),
+    /// Per flushed partition.
+    Flushed(Vec<Result<(), KafkaError>>),
     /// Per read item.
     Read(Vec<ReadResult>),
     /// The wait ended.

@@ -32,7 +32,9 @@ const POLL_INTERVAL: Duration = Duration::from_millis(20);
 /// Counters shared by all shards for the start-up and shutdown barriers.
 #[derive(Debug, Default)]
 struct Barriers {
-    stop: AtomicBool,
+    /// Set by SIGINT/SIGTERM or a failing shard; shards also look at it while opening
+    /// partitions, so that a stop during a long recovery is honoured.
+    stop: Arc<AtomicBool>,
     ready: AtomicUsize,
     closed: AtomicUsize,
     failed: AtomicBool,
@@ -140,6 +142,7 @@ async fn run_shard(
         catalog.clone(),
         Router::new(id, senders),
         background,
+        barriers.stop.clone(),
     ));
     if let Some(r) = receivers {
         spawn_receive_loops(&shard, r);

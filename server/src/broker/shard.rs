@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -58,6 +59,7 @@ pub struct Shard {
     pub router: Router,
     controller: Option<Controller>,
     background: TaskQueueHandle,
+    stop: Arc<AtomicBool>,
 }
 
 /// Boxed future, for fan-out.
@@ -74,6 +76,7 @@ impl Shard {
         catalog: Catalog,
         router: Router,
         background: TaskQueueHandle,
+        stop: Arc<AtomicBool>,
     ) -> Shard {
         let controller = (id == CONTROLLER_SHARD).then(|| Controller {
             next_producer_id: Cell::new(catalog.producer_id_block_end),
@@ -90,7 +93,13 @@ impl Shard {
             router,
             controller,
             background,
+            stop,
         }
+    }
+
+    /// Whether the broker is stopping.
+    pub fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
     }
 
     /// The catalog replica.
@@ -157,18 +166,33 @@ impl Shard {
     pub fn execute(self: Rc<Self>, op: Op) -> BoxFuture<'static, Reply> {
         Box::pin(async move {
             match op {
-                Op::Produce { durable, items } => {
-                    // Appends run in request order; acks=all flushes overlap.
-                    let mut out: Vec<BoxFuture<'_, _>> = Vec::with_capacity(items.len());
+                Op::Produce {
+                    flush_in_background,
+                    items,
+                } => {
+                    // One at a time, in request order: offsets follow the request.
+                    let mut out = Vec::with_capacity(items.len());
                     for (tp, batch) in items {
-                        match self.partition(&tp) {
-                            Ok(p) => {
-                                out.push(Box::pin(async move { p.produce(batch, durable).await }))
-                            }
-                            Err(e) => out.push(Box::pin(async move { Err(KafkaError::from(e)) })),
-                        }
+                        out.push(match self.partition(&tp) {
+                            Ok(p) => p.produce(batch, flush_in_background).await,
+                            Err(e) => Err(KafkaError::from(e)),
+                        });
                     }
-                    Reply::Produce(join_all(out).await)
+                    Reply::Produce(out)
+                }
+                Op::Flush(tps) => {
+                    // Flushes of different partitions overlap.
+                    let flushes: Vec<BoxFuture<'_, Result<(), KafkaError>>> = tps
+                        .iter()
+                        .map(|tp| -> BoxFuture<'_, _> {
+                            let p = self.partition(tp);
+                            Box::pin(async move {
+                                p?.log.flush().await?;
+                                Ok(())
+                            })
+                        })
+                        .collect();
+                    Reply::Flushed(join_all(flushes).await)
                 }
                 Op::Read(items) => {
                     let mut out = Vec::with_capacity(items.len());
@@ -349,6 +373,11 @@ impl Shard {
                 };
                 if self.owner(&tp) != self.id {
                     continue;
+                }
+                if self.stopping() {
+                    // Recovery of the rest can wait for the next start.
+                    first_error.get_or_insert("stopping: not every partition was opened".into());
+                    break;
                 }
                 let existing = self.partitions.borrow().get(&tp).cloned();
                 if let Some(p) = existing {
