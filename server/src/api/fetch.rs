@@ -23,6 +23,11 @@ use crate::protocol::{ErrorCode, Response};
 /// Longest wait honoured, whatever the client asks.
 const MAX_WAIT_CAP: Duration = Duration::from_secs(30);
 
+/// Most bytes of records in one response, whatever the client asks (Kafka's
+/// `fetch.max.bytes` default): keeps every response far below the 2 GiB a frame size
+/// can express, and bounds the memory one fetch pins.
+pub const FETCH_BYTES_MAX: usize = 57_671_680;
+
 struct Topic {
     name: String,
     partitions: Vec<(i32, i64, i32)>, // (index, fetch_offset, partition_max_bytes)
@@ -75,7 +80,7 @@ pub async fn handle(req: &Request<'_>, body: &[u8]) -> DecodeResult<Response> {
     }
     rd.tagged_fields(flex)?;
 
-    let max_bytes = max_bytes.max(0) as usize;
+    let max_bytes = (max_bytes.max(0) as usize).min(FETCH_BYTES_MAX);
     let items: Vec<(TopicPartition, ReadItem)> = topics
         .iter()
         .flat_map(|t| {

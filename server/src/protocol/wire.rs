@@ -234,6 +234,18 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
+fn truncate_utf8(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
 /// Appends Kafka primitives to a response buffer.
 #[derive(Debug, Default)]
 pub struct Writer {
@@ -296,8 +308,15 @@ impl Writer {
     }
     /// NULLABLE_STRING / COMPACT_NULLABLE_STRING.
     pub fn nullable_string(&mut self, flexible: bool, s: Option<&str>) {
-        // Strings longer than i16::MAX never come from this broker (names are <= 249).
-        let s = s.map(|s| &s[..s.len().min(i16::MAX as usize)]);
+        // A classic string holds at most i16::MAX bytes; a longer one (an echoed name
+        // from a flexible request, say) is cut at a character boundary.
+        let s = s.map(|s| {
+            if flexible {
+                s
+            } else {
+                truncate_utf8(s, i16::MAX as usize)
+            }
+        });
         self.length(flexible, false, s.map(str::len));
         if let Some(s) = s {
             self.buf.put_slice(s.as_bytes());
@@ -361,6 +380,19 @@ mod tests {
         assert!(Reader::new(&[0x80, 0x80, 0x80, 0x80, 0x80, 0x01])
             .uvarint()
             .is_err());
+    }
+
+    #[test]
+    fn long_strings_are_cut_on_a_character_boundary() {
+        let long = "é".repeat(20_000); // 40000 bytes
+        let mut w = Writer::default();
+        w.string(false, &long);
+        let mut r = Reader::new(&w.buf);
+        let back = r.string(false).unwrap();
+        assert!(back.len() <= i16::MAX as usize && back.chars().all(|c| c == 'é'));
+        let mut w = Writer::default();
+        w.string(true, &long);
+        assert_eq!(Reader::new(&w.buf).string(true).unwrap(), long);
     }
 
     #[test]
