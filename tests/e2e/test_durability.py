@@ -109,7 +109,9 @@ def test_retention_by_time_deletes_old_segments(broker_factory, topic_name):
     b = broker_factory(config={"log_retention_check_interval_ms": 200,
                                "log_segment_bytes": 4096, "log_retention_ms": 60000})
     topic = create_topic(b.bootstrap, topic_name())
-    fill_segments(b.bootstrap, topic, 40, timestamp=now_ms() - 3_600_000)  # an hour old
+    # Records that expire 5 s after they are written: long enough to see the segments
+    # before a retention pass (every 200 ms) may delete them.
+    fill_segments(b.bootstrap, topic, 40, timestamp=now_ms() - 55_000)
     assert len(b.segment_base_offsets(topic, 0)) > 3, "expected several segments"
 
     low = wait_retention(b, topic, 40)
@@ -123,13 +125,16 @@ def test_retention_by_time_deletes_old_segments(broker_factory, topic_name):
 
 
 def test_retention_by_size_deletes_old_segments(broker_factory, topic_name):
-    # Topic-level settings: 4 KiB segments, keep about 8 KiB.
+    # Topic-level settings: 4 KiB segments; once they are written, keep about 8 KiB
+    # (set afterwards, so that no retention pass runs while they are written).
     b = broker_factory(config={"log_retention_check_interval_ms": 200})
-    topic = create_topic(b.bootstrap, topic_name(),
-                         config={"segment.bytes": "4096", "retention.bytes": "8192"})
+    topic = create_topic(b.bootstrap, topic_name(), config={"segment.bytes": "4096"})
     fill_segments(b.bootstrap, topic, 40)
     segments = len(b.segment_base_offsets(topic, 0))
     assert segments > 3, "expected several segments"
+    admin_op(b.bootstrap, "incremental_alter_configs", [ConfigResource(
+        ResourceType.TOPIC, topic, incremental_configs=[ConfigEntry(
+            "retention.bytes", "8192", incremental_operation=AlterConfigOpType.SET)])])
 
     low = wait_retention(b, topic, 40)
     kept = 40 - low

@@ -2,6 +2,7 @@
 
 pub mod catalog;
 pub mod connection;
+pub mod controller;
 pub mod ownership;
 pub mod partition;
 pub mod producer_state;

@@ -5,7 +5,7 @@
 //! Everything here is `!Send` and lives on its core. Requests from connections call
 //! [`Shard::call`], which executes locally or routes to the owning shard.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::pin::Pin;
@@ -15,33 +15,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use corelog_engine::TailCache;
-use glommio::sync::Semaphore;
 use glommio::TaskQueueHandle;
 
-use super::catalog::{partition_dir, valid_topic_name, Catalog, TopicMeta};
+use super::catalog::{partition_dir, Catalog};
+use super::controller::Controller;
 use super::ownership::{partition_owner, CONTROLLER_SHARD};
 use super::partition::Partition;
 use super::router::{
-    first_of, join_all, ConfigChange, ControlOp, NewTopic, OffsetLookup, Op, ReadItem, ReadResult,
-    Reply, Router, TopicPartition,
+    first_of, join_all, OffsetLookup, Op, ReadItem, ReadResult, Reply, Router, TopicPartition,
 };
-use super::topic_config::{TopicConfig, MAX_PARTITIONS};
+use super::topic_config::TopicConfig;
 use crate::config::BrokerConfig;
 use crate::protocol::{ErrorCode, KafkaError};
-
-/// Producer ids reserved durably at a time.
-const PRODUCER_ID_BLOCK: i64 = 1000;
-
-/// Controller state (shard 0 only).
-#[derive(Debug)]
-struct Controller {
-    /// The durable catalog.
-    catalog: RefCell<Catalog>,
-    /// One catalog change at a time.
-    changes: Semaphore,
-    /// Next producer id to hand out.
-    next_producer_id: Cell<i64>,
-}
 
 /// One shard.
 #[derive(Debug)]
@@ -78,11 +63,7 @@ impl Shard {
         background: TaskQueueHandle,
         stop: Arc<AtomicBool>,
     ) -> Shard {
-        let controller = (id == CONTROLLER_SHARD).then(|| Controller {
-            next_producer_id: Cell::new(catalog.producer_id_block_end),
-            catalog: RefCell::new(catalog.clone()),
-            changes: Semaphore::new(1),
-        });
+        let controller = (id == CONTROLLER_SHARD).then(|| Controller::new(catalog));
         Shard {
             id,
             shards: config.shards(),
@@ -238,7 +219,10 @@ impl Shard {
                         .map(|(tp, epoch)| self.epoch_end_offset(tp, *epoch))
                         .collect(),
                 ),
-                Op::Control(op) => self.control(op).await,
+                Op::Control(op) => match &self.controller {
+                    Some(c) => c.control(&self, op).await,
+                    None => Reply::Unreachable,
+                },
                 Op::ApplyCatalog(catalog) => Reply::Applied(self.apply_catalog(*catalog).await),
             }
         })
@@ -417,176 +401,6 @@ impl Shard {
         }
     }
 
-    /// Sends the controller's catalog to every shard and waits for all of them.
-    async fn broadcast_catalog(self: &Rc<Self>, catalog: &Catalog) -> Result<(), String> {
-        let calls: Vec<BoxFuture<'_, Reply>> = (0..self.shards)
-            .map(|s| -> BoxFuture<'_, Reply> {
-                Box::pin(self.call(s, Op::ApplyCatalog(Box::new(catalog.clone()))))
-            })
-            .collect();
-        for reply in join_all(calls).await {
-            match reply {
-                Reply::Applied(Ok(())) => {}
-                Reply::Applied(Err(e)) => return Err(e),
-                _ => return Err("a shard did not apply the catalog".into()),
-            }
-        }
-        Ok(())
-    }
-
-    /// Runs a broker-wide change (controller shard only).
-    async fn control(self: &Rc<Self>, op: ControlOp) -> Reply {
-        let Some(ctl) = &self.controller else {
-            return Reply::Unreachable;
-        };
-        let Ok(_one_at_a_time) = ctl.changes.acquire_permit(1).await else {
-            return Reply::Unreachable;
-        };
-        if let ControlOp::AllocateProducerId = op {
-            return Reply::ProducerId(self.allocate_producer_id().await);
-        }
-        let mut next = ctl.catalog.borrow().clone();
-        let (results, validate_only) = match op {
-            ControlOp::CreateTopics(topics, v) => (self.create_topics(&mut next, topics), v),
-            ControlOp::DeleteTopics(names) => (delete_topics(&mut next, names), false),
-            ControlOp::CreatePartitions(items, v) => (create_partitions(&mut next, items), v),
-            ControlOp::AlterConfigs(items, v) => (self.alter_configs(&mut next, items), v),
-            ControlOp::AllocateProducerId => unreachable!("handled above"),
-        };
-        if validate_only || next == *ctl.catalog.borrow() {
-            return Reply::Control(results);
-        }
-        if let Err(e) = next.store(&self.config.data_dir) {
-            tracing::error!(error = %e, "catalog change not stored");
-            let err = KafkaError::new(ErrorCode::KafkaStorageError, e);
-            return Reply::Control(results.into_iter().map(|_| Err(err.clone())).collect());
-        }
-        *ctl.catalog.borrow_mut() = next.clone();
-        if let Err(e) = self.broadcast_catalog(&next).await {
-            tracing::error!(error = %e, "catalog change not applied everywhere");
-            let err = KafkaError::new(ErrorCode::KafkaStorageError, e);
-            return Reply::Control(
-                results
-                    .into_iter()
-                    .map(|r| r.and(Err(err.clone())))
-                    .collect(),
-            );
-        }
-        Reply::Control(results)
-    }
-
-    fn create_topics(&self, c: &mut Catalog, topics: Vec<NewTopic>) -> Vec<Result<(), KafkaError>> {
-        let defaults = &self.config.topic_defaults;
-        topics
-            .into_iter()
-            .map(|t| {
-                if !valid_topic_name(&t.name) {
-                    return Err(KafkaError::new(
-                        ErrorCode::InvalidTopicException,
-                        format!("'{}' is not a valid topic name", t.name),
-                    ));
-                }
-                if c.topics.contains_key(&t.name) {
-                    return Err(KafkaError::new(
-                        ErrorCode::TopicAlreadyExists,
-                        format!("topic '{}' already exists", t.name),
-                    ));
-                }
-                let partitions = if t.partitions == -1 {
-                    defaults.partitions as i32
-                } else {
-                    t.partitions
-                };
-                if partitions < 1 || partitions as u32 > MAX_PARTITIONS {
-                    return Err(KafkaError::new(
-                        ErrorCode::InvalidPartitions,
-                        format!("partitions must be between 1 and {MAX_PARTITIONS}"),
-                    ));
-                }
-                if t.replication_factor != -1 && t.replication_factor != 1 {
-                    return Err(KafkaError::new(
-                        ErrorCode::InvalidReplicationFactor,
-                        "this broker is a single node: replication factor must be 1",
-                    ));
-                }
-                TopicConfig::resolve(&defaults.config, &t.configs)
-                    .map_err(|e| KafkaError::new(ErrorCode::InvalidConfig, e))?;
-                c.topics.insert(
-                    t.name,
-                    TopicMeta {
-                        id: new_topic_id(),
-                        partitions: partitions as u32,
-                        configs: t.configs,
-                    },
-                );
-                Ok(())
-            })
-            .collect()
-    }
-
-    fn alter_configs(
-        &self,
-        c: &mut Catalog,
-        items: Vec<(String, Vec<ConfigChange>)>,
-    ) -> Vec<Result<(), KafkaError>> {
-        let defaults = &self.config.topic_defaults.config;
-        items
-            .into_iter()
-            .map(|(topic, changes)| {
-                let Some(meta) = c.topics.get_mut(&topic) else {
-                    return Err(KafkaError::from(ErrorCode::UnknownTopicOrPartition));
-                };
-                let mut configs = meta.configs.clone();
-                for ch in changes {
-                    let invalid = |m: String| KafkaError::new(ErrorCode::InvalidConfig, m);
-                    if defaults.get(&ch.key).is_none() {
-                        return Err(invalid(format!(
-                            "unknown or unsupported topic config '{}'",
-                            ch.key
-                        )));
-                    }
-                    match (ch.op, ch.value) {
-                        (0, Some(v)) => {
-                            configs.insert(ch.key, v);
-                        }
-                        (1, _) => {
-                            configs.remove(&ch.key);
-                        }
-                        (0, None) => return Err(invalid(format!("no value for '{}'", ch.key))),
-                        _ => {
-                            return Err(invalid(format!(
-                                "'{}' is not a list: only SET and DELETE apply",
-                                ch.key
-                            )))
-                        }
-                    }
-                }
-                TopicConfig::resolve(defaults, &configs)
-                    .map_err(|e| KafkaError::new(ErrorCode::InvalidConfig, e))?;
-                meta.configs = configs;
-                Ok(())
-            })
-            .collect()
-    }
-
-    async fn allocate_producer_id(&self) -> Result<i64, KafkaError> {
-        let ctl = self.controller.as_ref().expect("controller shard");
-        let id = ctl.next_producer_id.get();
-        if id >= ctl.catalog.borrow().producer_id_block_end {
-            let mut next = ctl.catalog.borrow().clone();
-            next.producer_id_block_end = id + PRODUCER_ID_BLOCK;
-            let dir = self.config.data_dir.clone();
-            let to_store = next.clone();
-            glommio::executor()
-                .spawn_blocking(move || to_store.store(&dir))
-                .await
-                .map_err(|e| KafkaError::new(ErrorCode::KafkaStorageError, e))?;
-            *ctl.catalog.borrow_mut() = next;
-        }
-        ctl.next_producer_id.set(id + 1);
-        Ok(id)
-    }
-
     /// Every partition this shard owns.
     pub fn owned_partitions(&self) -> Vec<Rc<Partition>> {
         self.partitions.borrow().values().cloned().collect()
@@ -622,44 +436,4 @@ impl Shard {
             }
         }
     }
-}
-
-fn delete_topics(c: &mut Catalog, names: Vec<String>) -> Vec<Result<(), KafkaError>> {
-    names
-        .into_iter()
-        .map(|n| match c.topics.remove(&n) {
-            Some(_) => Ok(()),
-            None => Err(KafkaError::from(ErrorCode::UnknownTopicOrPartition)),
-        })
-        .collect()
-}
-
-fn create_partitions(c: &mut Catalog, items: Vec<(String, i32)>) -> Vec<Result<(), KafkaError>> {
-    items
-        .into_iter()
-        .map(|(name, count)| {
-            let Some(meta) = c.topics.get_mut(&name) else {
-                return Err(KafkaError::from(ErrorCode::UnknownTopicOrPartition));
-            };
-            if count < 0 || (count as u32) <= meta.partitions || count as u32 > MAX_PARTITIONS {
-                return Err(KafkaError::new(
-                    ErrorCode::InvalidPartitions,
-                    format!(
-                        "topic '{name}' has {} partitions; the new count must be larger (and at most {MAX_PARTITIONS})",
-                        meta.partitions
-                    ),
-                ));
-            }
-            meta.partitions = count as u32;
-            Ok(())
-        })
-        .collect()
-}
-
-/// A random version-4 UUID.
-fn new_topic_id() -> [u8; 16] {
-    let mut id: [u8; 16] = rand::random();
-    id[6] = (id[6] & 0x0f) | 0x40;
-    id[8] = (id[8] & 0x3f) | 0x80;
-    id
 }
