@@ -55,6 +55,7 @@ struct FileConfig {
     message_max_bytes: Option<usize>,
     request_max_bytes: Option<usize>,
     connections_max: Option<usize>,
+    tail_cache_bytes: Option<usize>,
 }
 
 /// Validated broker settings.
@@ -80,6 +81,8 @@ pub struct BrokerConfig {
     pub request_max_bytes: usize,
     /// Open connections per shard; more are closed at accept.
     pub connections_max: usize,
+    /// Bytes of recently appended batches each shard keeps in memory for fetches.
+    pub tail_cache_bytes: usize,
 }
 
 /// The CPUs this process may run on (`sched_getaffinity`), which glommio's
@@ -160,6 +163,7 @@ impl BrokerConfig {
             ),
             request_max_bytes: file.request_max_bytes.unwrap_or(100 << 20),
             connections_max: file.connections_max.unwrap_or(10_000),
+            tail_cache_bytes: file.tail_cache_bytes.unwrap_or(256 << 20),
         };
         if config.node_id < 0 {
             return Err("node_id must not be negative".into());

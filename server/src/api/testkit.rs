@@ -29,6 +29,7 @@ pub fn config(dir: &std::path::Path) -> BrokerConfig {
         retention_check_interval: Duration::from_secs(3600),
         request_max_bytes: 1 << 20,
         connections_max: 10,
+        tail_cache_bytes: 1 << 20,
     }
 }
 

@@ -50,9 +50,6 @@ pub struct Shard {
 /// Boxed future, for fan-out.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
 
-/// Tail cache size per shard.
-pub const TAIL_CACHE_BYTES: usize = 256 << 20;
-
 impl Shard {
     /// A shard with no partitions open yet; [`Shard::apply_catalog`] opens them.
     pub fn new(
@@ -64,13 +61,14 @@ impl Shard {
         stop: Arc<AtomicBool>,
     ) -> Shard {
         let controller = (id == CONTROLLER_SHARD).then(|| Controller::new(catalog));
+        let cache_bytes = config.tail_cache_bytes;
         Shard {
             id,
             shards: config.shards(),
             config,
             catalog: RefCell::new(Rc::new(Catalog::default())),
             partitions: RefCell::new(HashMap::new()),
-            cache: Rc::new(RefCell::new(TailCache::new(TAIL_CACHE_BYTES))),
+            cache: Rc::new(RefCell::new(TailCache::new(cache_bytes))),
             router,
             controller,
             background,
