@@ -208,3 +208,38 @@ async fn read_frame(stream: &mut TcpStream, size: usize) -> Result<BytesMut, Str
     }
     Ok(frame)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use glommio::net::TcpListener;
+
+    /// Many pieces of odd sizes through a socket whose reader starts late, so that
+    /// sendmsg fills the socket, falls back to waiting, and resumes mid-piece.
+    #[test]
+    fn pieces_arrive_whole_and_in_order_through_a_full_socket() {
+        corelog_engine::testing::run_on_executor(|| async {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            let parts: Vec<Bytes> = (0..3000u32)
+                .map(|i| {
+                    let len = (i as usize * 7919) % 9000 + 1;
+                    Bytes::from((0..len).map(|j| (i as usize + j) as u8).collect::<Vec<u8>>())
+                })
+                .collect();
+            let expected: Vec<u8> = parts.iter().flat_map(|p| p.iter().copied()).collect();
+            let reader = glommio::spawn_local(async move {
+                let mut s = listener.accept().await.unwrap();
+                glommio::timer::sleep(std::time::Duration::from_millis(50)).await;
+                let mut got = Vec::new();
+                s.read_to_end(&mut got).await.unwrap();
+                got
+            });
+            let mut out = TcpStream::connect(addr).await.unwrap();
+            write_parts(&mut out, &parts).await.unwrap();
+            out.close().await.unwrap();
+            assert_eq!(reader.await, expected);
+        });
+    }
+}
