@@ -104,7 +104,7 @@ pub async fn handle(req: &Request<'_>, body: &[u8]) -> DecodeResult<Response> {
 
     let deadline =
         Instant::now() + Duration::from_millis(max_wait_ms.max(0) as u64).min(MAX_WAIT_CAP);
-    let mut results = read_all(req, &items).await;
+    let mut results = read_all(req, &items, max_bytes).await;
     loop {
         let available: usize = results
             .iter()
@@ -117,7 +117,7 @@ pub async fn handle(req: &Request<'_>, body: &[u8]) -> DecodeResult<Response> {
             break;
         }
         wait_for_data(req, &items, &results, deadline - now).await;
-        results = read_all(req, &items).await;
+        results = read_all(req, &items, max_bytes).await;
     }
     let partition_limits: Vec<usize> = items.iter().map(|(_, i)| i.max_bytes).collect();
     limit_total(&mut results, &partition_limits, max_bytes);
@@ -163,10 +163,15 @@ pub async fn handle(req: &Request<'_>, body: &[u8]) -> DecodeResult<Response> {
     Ok(r)
 }
 
-async fn read_all(req: &Request<'_>, items: &[(TopicPartition, ReadItem)]) -> Vec<ReadResult> {
+async fn read_all(
+    req: &Request<'_>,
+    items: &[(TopicPartition, ReadItem)],
+    max_bytes: usize,
+) -> Vec<ReadResult> {
     let mut out: Vec<Option<ReadResult>> = vec![None; items.len()];
-    let replies = req.shard.fan_out(items.to_vec(), |part| {
-        Op::Read(part.into_iter().map(|(_, item)| item).collect())
+    let replies = req.shard.fan_out(items.to_vec(), |part| Op::Read {
+        items: part.into_iter().map(|(_, item)| item).collect(),
+        budget: max_bytes,
     });
     for (indexes, reply) in replies.await {
         let results = match reply {

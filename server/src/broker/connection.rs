@@ -225,7 +225,11 @@ mod tests {
             let parts: Vec<Bytes> = (0..3000u32)
                 .map(|i| {
                     let len = (i as usize * 7919) % 9000 + 1;
-                    Bytes::from((0..len).map(|j| (i as usize + j) as u8).collect::<Vec<u8>>())
+                    Bytes::from(
+                        (0..len)
+                            .map(|j| (i as usize + j) as u8)
+                            .collect::<Vec<u8>>(),
+                    )
                 })
                 .collect();
             let expected: Vec<u8> = parts.iter().flat_map(|p| p.iter().copied()).collect();

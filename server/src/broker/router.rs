@@ -124,8 +124,15 @@ pub enum Op {
     },
     /// Wait until everything appended to these partitions so far is durable.
     Flush(Vec<TopicPartition>),
-    /// Read stored batches.
-    Read(Vec<ReadItem>),
+    /// Read stored batches, in order, until `budget` bytes were read: the partitions
+    /// after that answer with their watermarks and no data (bounds the memory one
+    /// fetch pins on a shard; the response-wide limit is applied after gathering).
+    Read {
+        /// Partitions to read.
+        items: Vec<ReadItem>,
+        /// Bytes after which no more partitions are read.
+        budget: usize,
+    },
     /// Resolve when any partition's high watermark passes its offset, or after the
     /// timeout.
     Wait(Vec<(TopicPartition, i64)>, std::time::Duration),

@@ -173,10 +173,17 @@ impl Shard {
                         .collect();
                     Reply::Flushed(join_all(flushes).await)
                 }
-                Op::Read(items) => {
+                Op::Read { items, budget } => {
                     let mut out = Vec::with_capacity(items.len());
+                    let mut used = 0;
                     for item in items {
-                        out.push(self.read(item).await);
+                        let res = if used >= budget {
+                            self.watermarks_only(&item.tp)
+                        } else {
+                            self.read(item).await
+                        };
+                        used += res.batches.iter().map(|b| b.len()).sum::<usize>();
+                        out.push(res);
                     }
                     Reply::Read(out)
                 }
@@ -224,6 +231,19 @@ impl Shard {
                 Op::ApplyCatalog(catalog) => Reply::Applied(self.apply_catalog(*catalog).await),
             }
         })
+    }
+
+    /// A read result with the partition's watermarks and no data.
+    fn watermarks_only(&self, tp: &TopicPartition) -> ReadResult {
+        match self.partition(tp) {
+            Ok(p) => ReadResult {
+                error: ErrorCode::None,
+                high_watermark: p.log.high_watermark() as i64,
+                log_start_offset: p.log.log_start_offset() as i64,
+                batches: Vec::new(),
+            },
+            Err(e) => ReadResult::error(e),
+        }
     }
 
     async fn read(&self, item: ReadItem) -> ReadResult {
