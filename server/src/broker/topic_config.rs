@@ -72,6 +72,10 @@ impl TopicDefaults {
     }
 }
 
+/// Largest `max.message.bytes` a topic may set. Every partition log's write path is
+/// sized for it at open, so that raising a topic's limit later never needs a reopen.
+pub const MAX_MESSAGE_BYTES_LIMIT: usize = 16 << 20;
+
 /// Most partitions one topic may have.
 pub const MAX_PARTITIONS: u32 = 10_000;
 
@@ -120,9 +124,11 @@ impl TopicConfig {
             }
             "max.message.bytes" => {
                 let v = int(value)?;
-                if v < corelog_engine::batch::HEADER_BYTES as i64 || v > 64 << 20 {
+                if v < corelog_engine::batch::HEADER_BYTES as i64
+                    || v > MAX_MESSAGE_BYTES_LIMIT as i64
+                {
                     return Err(format!(
-                        "max.message.bytes {v} is out of range (61..=64 MiB)"
+                        "max.message.bytes {v} is out of range (61..={MAX_MESSAGE_BYTES_LIMIT})"
                     ));
                 }
                 self.max_message_bytes = v as usize;
@@ -179,8 +185,10 @@ impl TopicConfig {
             max_batch_bytes: self.max_message_bytes,
             ..LogConfig::default()
         };
-        // A batch may span this many write chunks plus one; keep the engine's bound.
-        let chunks = self.max_message_bytes.div_ceil(c.write_chunk_bytes) + 1;
+        // The engine needs room for a batch that spans its chunks plus one; size it for
+        // the largest batch any topic may allow (a bound on write-back under a slow
+        // disk, not an allocation), so set_config never has to refuse a raise.
+        let chunks = MAX_MESSAGE_BYTES_LIMIT.div_ceil(c.write_chunk_bytes) + 1;
         c.write_chunks_inflight_max = c.write_chunks_inflight_max.max(chunks);
         c
     }
@@ -204,7 +212,21 @@ mod tests {
             .contains("segment.bytes"));
         assert!(c.set("cleanup.policy", "compact").is_err());
         assert!(c.set("no.such.key", "1").is_err());
-        c.set("max.message.bytes", "8000000").unwrap();
-        c.log_config().validate().unwrap();
+        // A log opened with the default limit can take the largest one later.
+        let opened = c.log_config();
+        c.set("max.message.bytes", &MAX_MESSAGE_BYTES_LIMIT.to_string())
+            .unwrap();
+        let raised = c.log_config();
+        assert_eq!(
+            raised.write_chunks_inflight_max,
+            opened.write_chunks_inflight_max
+        );
+        raised.validate().unwrap();
+        assert!(c
+            .set(
+                "max.message.bytes",
+                &(MAX_MESSAGE_BYTES_LIMIT + 1).to_string()
+            )
+            .is_err());
     }
 }
