@@ -165,6 +165,10 @@ impl BrokerConfig {
             connections_max: file.connections_max.unwrap_or(10_000),
             tail_cache_bytes: file.tail_cache_bytes.unwrap_or(256 << 20),
         };
+        if config.listen.port() == 0 {
+            // Every shard binds the address itself: port 0 would give each its own port.
+            return Err("the listen port must not be 0".into());
+        }
         if config.node_id < 0 {
             return Err("node_id must not be negative".into());
         }

@@ -55,6 +55,8 @@ pub fn run(config: BrokerConfig) -> Result<(), String> {
             config.data_dir.display()
         )
     })?;
+    let _lock = lock_data_dir(&config.data_dir)?;
+    check_port_free(config.listen)?;
     let catalog = Catalog::load(&config.data_dir)?;
     let barriers = Arc::new(Barriers::default());
     install_signal_thread(barriers.clone())?;
@@ -252,6 +254,37 @@ async fn receive_loop(shard: Rc<Shard>, peer: usize, rx: ConnectedReceiver<Envel
             Envelope::Reply { id, reply } => shard.router.deliver(id, reply),
         }
     }
+}
+
+/// Takes an exclusive lock on the data directory (`DATA_DIR/.lock`, as Kafka does) so
+/// that a second broker on the same directory refuses to start instead of corrupting
+/// it. The lock is held while the returned file is open.
+fn lock_data_dir(dir: &std::path::Path) -> Result<std::fs::File, String> {
+    use std::os::fd::AsRawFd;
+    let path = dir.join(".lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    // SAFETY: flock on a descriptor we own.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        return Err(format!(
+            "data directory {} is in use by another process (lock {})",
+            dir.display(),
+            path.display()
+        ));
+    }
+    Ok(file)
+}
+
+/// Shards bind with SO_REUSEPORT (glommio always sets it), which would let a second
+/// broker share the port silently; a plain bind first makes that an error.
+fn check_port_free(addr: std::net::SocketAddr) -> Result<(), String> {
+    std::net::TcpListener::bind(addr)
+        .map(drop)
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))
 }
 
 /// Blocks SIGINT and SIGTERM in every thread (executors inherit the mask) and waits for
