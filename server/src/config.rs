@@ -9,6 +9,7 @@ use clap::Args;
 use serde::Deserialize;
 
 use crate::broker::topic_config::TopicDefaults;
+use crate::group::coordinator::GroupConfig;
 
 /// Flags of `corelog serve`. Each overrides the same key of `--config`.
 #[derive(Debug, Args)]
@@ -56,6 +57,10 @@ struct FileConfig {
     request_max_bytes: Option<usize>,
     connections_max: Option<usize>,
     tail_cache_bytes: Option<usize>,
+    group_min_session_timeout_ms: Option<i64>,
+    group_max_session_timeout_ms: Option<i64>,
+    offsets_retention_ms: Option<i64>,
+    offsets_retention_check_interval_ms: Option<u64>,
 }
 
 /// Validated broker settings.
@@ -83,6 +88,8 @@ pub struct BrokerConfig {
     pub connections_max: usize,
     /// Bytes of recently appended batches each shard keeps in memory for fetches.
     pub tail_cache_bytes: usize,
+    /// Group coordinator settings.
+    pub groups: GroupConfig,
 }
 
 /// The CPUs this process may run on (`sched_getaffinity`), which glommio's
@@ -164,7 +171,35 @@ impl BrokerConfig {
             request_max_bytes: file.request_max_bytes.unwrap_or(100 << 20),
             connections_max: file.connections_max.unwrap_or(10_000),
             tail_cache_bytes: file.tail_cache_bytes.unwrap_or(256 << 20),
+            groups: {
+                let d = GroupConfig::default();
+                GroupConfig {
+                    min_session_timeout_ms: file
+                        .group_min_session_timeout_ms
+                        .unwrap_or(d.min_session_timeout_ms),
+                    max_session_timeout_ms: file
+                        .group_max_session_timeout_ms
+                        .unwrap_or(d.max_session_timeout_ms),
+                    offsets_retention_ms: file
+                        .offsets_retention_ms
+                        .unwrap_or(d.offsets_retention_ms),
+                    offsets_retention_check_interval: file
+                        .offsets_retention_check_interval_ms
+                        .map(Duration::from_millis)
+                        .unwrap_or(d.offsets_retention_check_interval),
+                }
+            },
         };
+        let g = &config.groups;
+        if g.min_session_timeout_ms <= 0 || g.min_session_timeout_ms > g.max_session_timeout_ms {
+            return Err("group_min_session_timeout_ms must be positive and at most group_max_session_timeout_ms".into());
+        }
+        if g.offsets_retention_ms <= 0 || g.offsets_retention_check_interval.is_zero() {
+            return Err(
+                "offsets_retention_ms and offsets_retention_check_interval_ms must be positive"
+                    .into(),
+            );
+        }
         if config.listen.port() == 0 {
             // Every shard binds the address itself: port 0 would give each its own port.
             return Err("the listen port must not be 0".into());

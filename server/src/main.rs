@@ -3,6 +3,7 @@
 mod api;
 mod broker;
 mod config;
+mod group;
 mod protocol;
 
 use clap::{Parser, Subcommand};

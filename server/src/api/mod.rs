@@ -8,19 +8,30 @@ mod api_versions;
 mod compat_tests;
 mod create_partitions;
 mod create_topics;
+mod delete_groups;
 mod delete_records;
 mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
+mod describe_groups;
 mod fetch;
+mod find_coordinator;
 #[cfg(test)]
 mod fuzz_tests;
+mod heartbeat;
 mod incremental_alter_configs;
 mod init_producer_id;
+mod join_group;
+mod leave_group;
+mod list_groups;
 mod list_offsets;
 mod metadata;
+mod offset_commit;
+mod offset_delete;
+mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
+mod sync_group;
 #[cfg(test)]
 mod testkit;
 
@@ -136,6 +147,17 @@ pub async fn handle(
         ApiKey::OffsetForLeaderEpoch => Some(offset_for_leader_epoch::handle(&req, &body).await?),
         ApiKey::DescribeCluster => Some(describe_cluster::handle(&req, &body)?),
         ApiKey::InitProducerId => Some(init_producer_id::handle(&req, &body).await?),
+        ApiKey::FindCoordinator => Some(find_coordinator::handle(&req, &body)?),
+        ApiKey::JoinGroup => Some(join_group::handle(&req, &body).await?),
+        ApiKey::SyncGroup => Some(sync_group::handle(&req, &body).await?),
+        ApiKey::Heartbeat => Some(heartbeat::handle(&req, &body).await?),
+        ApiKey::LeaveGroup => Some(leave_group::handle(&req, &body).await?),
+        ApiKey::OffsetCommit => Some(offset_commit::handle(&req, &body).await?),
+        ApiKey::OffsetFetch => Some(offset_fetch::handle(&req, &body).await?),
+        ApiKey::DescribeGroups => Some(describe_groups::handle(&req, &body).await?),
+        ApiKey::ListGroups => Some(list_groups::handle(&req, &body).await?),
+        ApiKey::DeleteGroups => Some(delete_groups::handle(&req, &body).await?),
+        ApiKey::OffsetDelete => Some(offset_delete::handle(&req, &body).await?),
     };
     Ok(Answer::Now(response.map(Response::finish)))
 }
@@ -266,5 +288,20 @@ pub fn write_topics<P, T>(
             r.tagged_fields(flex);
         }
         r.tagged_fields(flex);
+    }
+}
+
+/// Sends a group request to the group's coordinator shard; `None` if it could not
+/// answer (the broker is stopping).
+pub async fn group_call(
+    req: &Request<'_>,
+    group: &str,
+    op: crate::group::coordinator::GroupOp,
+) -> Option<crate::group::coordinator::GroupReply> {
+    use crate::broker::router::{Op, Reply};
+    let owner = crate::group::coordinator::coordinator_shard(group, req.shard.shards);
+    match req.shard.call(owner, Op::Group(op)).await {
+        Reply::Group(r) => Some(r),
+        _ => None,
     }
 }

@@ -85,9 +85,10 @@ impl Catalog {
 }
 
 /// Whether `name` is a legal topic name (Kafka's rule: 1-249 of `[a-zA-Z0-9._-]`, not
-/// `.` or `..`).
+/// `.` or `..`), and not the internal offsets topic.
 pub fn valid_topic_name(name: &str) -> bool {
-    !name.is_empty()
+    name != crate::group::offsets::OFFSETS_TOPIC
+        && !name.is_empty()
         && name.len() <= 249
         && name != "."
         && name != ".."

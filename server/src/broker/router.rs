@@ -146,6 +146,8 @@ pub enum Op {
     Control(ControlOp),
     /// From the controller: adopt this catalog (open, close, reconfigure partitions).
     ApplyCatalog(Box<Catalog>),
+    /// To a group's coordinator (or, for ListGroups, to every shard).
+    Group(crate::group::coordinator::GroupOp),
 }
 
 /// Result of a ListOffsets lookup: (offset, timestamp).
@@ -174,6 +176,8 @@ pub enum Reply {
     ProducerId(Result<i64, KafkaError>),
     /// The catalog was applied (or why not).
     Applied(Result<(), String>),
+    /// The group coordinator's answer.
+    Group(crate::group::coordinator::GroupReply),
     /// The shard could not be reached (shutting down).
     Unreachable,
 }

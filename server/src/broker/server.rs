@@ -153,6 +153,9 @@ async fn run_shard(
         // The partitions that did open are served; the others answer with an error.
         tracing::error!(shard = id, error = %e, "some partitions did not open");
     }
+    shard.open_groups().await?;
+    let group_ticks = glommio::spawn_local_into(shard.groups.clone().tick_loop(), background)
+        .map_err(|e| e.to_string())?;
     barriers.ready.fetch_add(1, Ordering::SeqCst);
     wait_until(|| {
         barriers.ready.load(Ordering::SeqCst) == shards || barriers.stop.load(Ordering::SeqCst)
@@ -192,7 +195,9 @@ async fn run_shard(
         t.cancel().await;
     }
     retention.cancel().await;
+    group_ticks.cancel().await;
     shard.close_all().await;
+    shard.groups.close().await;
     barriers.closed.fetch_add(1, Ordering::SeqCst);
     wait_until(|| barriers.closed.load(Ordering::SeqCst) == shards).await;
     shard.router.close();

@@ -26,6 +26,7 @@ use super::router::{
 };
 use super::topic_config::TopicConfig;
 use crate::config::BrokerConfig;
+use crate::group::coordinator::Coordinator;
 use crate::protocol::{ErrorCode, KafkaError};
 
 /// One shard.
@@ -45,6 +46,8 @@ pub struct Shard {
     controller: Option<Controller>,
     background: TaskQueueHandle,
     stop: Arc<AtomicBool>,
+    /// The group coordinator for the groups this shard owns.
+    pub groups: Rc<Coordinator>,
 }
 
 /// Boxed future, for fan-out.
@@ -62,6 +65,7 @@ impl Shard {
     ) -> Shard {
         let controller = (id == CONTROLLER_SHARD).then(|| Controller::new(catalog));
         let cache_bytes = config.tail_cache_bytes;
+        let group_config = config.groups.clone();
         Shard {
             id,
             shards: config.shards(),
@@ -73,7 +77,20 @@ impl Shard {
             controller,
             background,
             stop,
+            groups: Rc::new(Coordinator::new(group_config)),
         }
+    }
+
+    /// Opens the offsets partitions this shard owns (start-up).
+    pub async fn open_groups(&self) -> Result<(), String> {
+        self.groups
+            .open(
+                &self.config.data_dir,
+                self.cache.clone(),
+                self.id,
+                self.shards,
+            )
+            .await
     }
 
     /// Whether the broker is stopping.
@@ -229,6 +246,7 @@ impl Shard {
                     None => Reply::Unreachable,
                 },
                 Op::ApplyCatalog(catalog) => Reply::Applied(self.apply_catalog(*catalog).await),
+                Op::Group(op) => Reply::Group(self.groups.execute(op).await),
             }
         })
     }

@@ -181,7 +181,6 @@ impl<'a> Reader<'a> {
     }
 
     /// NULLABLE_BYTES as a slice.
-    #[cfg(test)]
     pub fn nullable_bytes(&mut self, flexible: bool) -> DecodeResult<Option<&'a [u8]>> {
         Ok(self.nullable_bytes_range(flexible)?.map(|r| &self.buf[r]))
     }
@@ -323,12 +322,15 @@ impl Writer {
         }
     }
     /// NULLABLE_BYTES / COMPACT_NULLABLE_BYTES.
-    #[cfg(test)]
     pub fn nullable_bytes(&mut self, flexible: bool, b: Option<&[u8]>) {
         self.length(flexible, true, b.map(<[u8]>::len));
         if let Some(b) = b {
             self.buf.put_slice(b);
         }
+    }
+    /// BYTES / COMPACT_BYTES.
+    pub fn bytes(&mut self, flexible: bool, b: &[u8]) {
+        self.nullable_bytes(flexible, Some(b));
     }
     /// Only the length prefix of a bytes field whose content is written separately.
     pub fn bytes_len(&mut self, flexible: bool, n: usize) {
