@@ -75,7 +75,12 @@ async fn write_responses(
         if let Err(e) = write_parts(&mut stream, &parts).await {
             // SAFETY: shutting down a socket descriptor the connection still owns.
             unsafe { libc::shutdown(socket, libc::SHUT_RDWR) };
-            return Err(format!("write failed: {e}"));
+            // A peer that hangs up while its answers are written (a consumer closing)
+            // is a normal end; other failures are worth a warning.
+            return match e.kind() {
+                std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset => Ok(()),
+                _ => Err(format!("write failed: {e}")),
+            };
         }
     }
     let _ = stream.close().await;
