@@ -403,6 +403,7 @@ impl Coordinator {
             Some(g) => g.may_commit(member, generation, now),
             None if generation < 0 && member.is_empty() => Ok(()),
             None if generation < 0 => Err(ErrorCode::UnknownMemberId),
+            // As Kafka: a generation for a group that does not exist (any more).
             None => Err(ErrorCode::IllegalGeneration),
         };
         if let Err(e) = allowed {

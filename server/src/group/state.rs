@@ -760,26 +760,31 @@ impl Group {
         c
     }
 
-    /// Whether an OffsetCommit from (`member_id`, `generation`) is accepted: from a
-    /// current member of the current generation, or from a free consumer (generation
-    /// -1, no member id) while the group has no members.
+    /// Whether an OffsetCommit from (`member_id`, `generation`) is accepted, in
+    /// Kafka's order of checks: a member of the current generation may commit, also
+    /// while the group prepares a rebalance (a consumer commits what it consumed before
+    /// rejoining), but not while the new generation's assignment is pending; a free
+    /// consumer (generation -1, no member id) only while the group has no members.
     pub fn may_commit(
         &mut self,
         member_id: &str,
         generation: i32,
         now_ms: i64,
     ) -> Result<(), ErrorCode> {
+        if self.state == GroupState::Dead {
+            return Err(ErrorCode::CoordinatorNotAvailable);
+        }
         if generation < 0 && member_id.is_empty() {
             return if self.members.is_empty() {
                 Ok(())
             } else {
-                Err(ErrorCode::IllegalGeneration)
+                Err(ErrorCode::UnknownMemberId)
             };
         }
-        if self.state == GroupState::PreparingRebalance && self.members.contains_key(member_id) {
+        self.check_member(member_id, generation)?;
+        if self.state == GroupState::CompletingRebalance {
             return Err(ErrorCode::RebalanceInProgress);
         }
-        self.check_member(member_id, generation)?;
         self.members
             .get_mut(member_id)
             .expect("checked")
@@ -1084,7 +1089,7 @@ mod tests {
             o,
             Outcome::Now((ErrorCode::None, Bytes::from(vec![0, 1, 2, 3, 4, 5])))
         );
-        assert_eq!(g.may_commit("", -1, 1), Err(ErrorCode::IllegalGeneration));
+        assert_eq!(g.may_commit("", -1, 1), Err(ErrorCode::UnknownMemberId));
         // A second member: the first learns of the rebalance through its heartbeat.
         let (Outcome::Now(b), _) = g.join(join_req("", None, 3000), 2) else {
             panic!()
@@ -1095,10 +1100,8 @@ mod tests {
             g.heartbeat(&a1.member_id, 1, 3),
             ErrorCode::RebalanceInProgress
         );
-        assert_eq!(
-            g.may_commit(&a1.member_id, 1, 3),
-            Err(ErrorCode::RebalanceInProgress)
-        );
+        // Committing what was consumed before rejoining is allowed.
+        assert_eq!(g.may_commit(&a1.member_id, 1, 3), Ok(()));
         let (o, c) = g.join(join_req(&a1.member_id, None, 3000), 4);
         let Outcome::Now(a2) = o else { panic!() };
         assert_eq!(a2.generation, 2);
