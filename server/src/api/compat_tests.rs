@@ -30,7 +30,7 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
 use crate::broker::shard::Shard;
-use crate::protocol::{ApiKey, ApiSpec, RequestHeader};
+use crate::protocol::{ApiKey, ApiSpec, ErrorCode, RequestHeader};
 
 /// Sends `req` as `version` of `key`; returns the decoded response, or `None` when the
 /// crate cannot encode that version.
@@ -315,4 +315,266 @@ fn every_version_round_trips_through_an_independent_codec() {
     // Produce 0-2, ListOffsets 0, OffsetForLeaderEpoch 0-1, DescribeConfigs 0 and
     // CreateTopics 0-1 with their DeleteTopics.
     assert_eq!(checked, 76, "a version was skipped or added");
+}
+
+fn group_id(s: &str) -> GroupId {
+    GroupId(StrBytes::from_string(s.to_string()))
+}
+
+fn join_request(group: &str, member: &str) -> JoinGroupRequest {
+    let mut p = kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol::default();
+    p.name = StrBytes::from_static_str("range");
+    p.metadata = Bytes::from_static(b"\x00\x01\x00\x00\x00\x01\x00\x01t\xff\xff\xff\xff");
+    let mut req = JoinGroupRequest::default();
+    req.group_id = group_id(group);
+    req.session_timeout_ms = 10_000;
+    req.rebalance_timeout_ms = 10_000;
+    req.member_id = StrBytes::from_string(member.to_string());
+    req.group_instance_id = None;
+    req.protocol_type = StrBytes::from_static_str("consumer");
+    req.protocols = vec![p];
+    req
+}
+
+/// The group APIs, every version, the same way: a one-member group joins (with the
+/// MEMBER_ID_REQUIRED round trip from v4), syncs, heartbeats, commits, fetches and
+/// leaves; then describe, list and delete.
+#[test]
+fn every_group_api_version_round_trips_through_an_independent_codec() {
+    use kafka_protocol::messages::leave_group_request::MemberIdentity;
+    use kafka_protocol::messages::offset_commit_request::{
+        OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+    };
+    use kafka_protocol::messages::offset_delete_request::{
+        OffsetDeleteRequestPartition, OffsetDeleteRequestTopic,
+    };
+    use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
+    use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
+    let dir = tempfile::tempdir().unwrap();
+    let config = Arc::new(super::testkit::config(dir.path()));
+    let checked = corelog_engine::testing::run_on_executor(move || async move {
+        let s = super::testkit::shard(config).await;
+        let mut checked = 0;
+        for v in versions(ApiKey::FindCoordinator) {
+            let mut req = FindCoordinatorRequest::default();
+            if v <= 3 {
+                req.key = StrBytes::from_static_str("g");
+            } else {
+                req.coordinator_keys = vec![StrBytes::from_static_str("g")];
+            }
+            if let Some(r) =
+                exchange::<_, FindCoordinatorResponse>(&s, ApiKey::FindCoordinator, v, &req).await
+            {
+                let err = if v <= 3 {
+                    r.error_code
+                } else {
+                    r.coordinators[0].error_code
+                };
+                assert_eq!(err, 0, "v{v}");
+                checked += 1;
+            }
+        }
+        for v in versions(ApiKey::JoinGroup) {
+            let g = format!("g{v}");
+            let Some(first) =
+                exchange::<_, JoinGroupResponse>(&s, ApiKey::JoinGroup, v, &join_request(&g, ""))
+                    .await
+            else {
+                continue;
+            };
+            checked += 1;
+            let joined = if v >= 4 {
+                assert_eq!(first.error_code, ErrorCode::MemberIdRequired.code(), "v{v}");
+                let again: JoinGroupResponse = exchange(
+                    &s,
+                    ApiKey::JoinGroup,
+                    v,
+                    &join_request(&g, &first.member_id),
+                )
+                .await
+                .unwrap();
+                checked += 1;
+                again
+            } else {
+                first
+            };
+            assert_eq!((joined.error_code, joined.generation_id), (0, 1), "v{v}");
+            assert_eq!(joined.leader, joined.member_id);
+            assert_eq!(joined.members.len(), 1);
+            let member = joined.member_id.clone();
+
+            let sv = v.min(*versions(ApiKey::SyncGroup).end());
+            let mut a = SyncGroupRequestAssignment::default();
+            a.member_id = member.clone();
+            a.assignment = Bytes::from_static(b"assigned");
+            let mut sync = SyncGroupRequest::default();
+            sync.group_id = group_id(&g);
+            sync.generation_id = 1;
+            sync.member_id = member.clone();
+            sync.group_instance_id = None;
+            if sv >= 5 {
+                sync.protocol_type = Some(StrBytes::from_static_str("consumer"));
+                sync.protocol_name = Some(StrBytes::from_static_str("range"));
+            }
+            sync.assignments = vec![a];
+            if let Some(r) =
+                exchange::<_, SyncGroupResponse>(&s, ApiKey::SyncGroup, sv, &sync).await
+            {
+                assert_eq!(
+                    (r.error_code, &r.assignment[..]),
+                    (0, &b"assigned"[..]),
+                    "SyncGroup v{sv}"
+                );
+                checked += 1;
+            }
+
+            let hv = v.min(*versions(ApiKey::Heartbeat).end());
+            let mut hb = HeartbeatRequest::default();
+            hb.group_id = group_id(&g);
+            hb.generation_id = 1;
+            hb.member_id = member.clone();
+            hb.group_instance_id = None;
+            if let Some(r) = exchange::<_, HeartbeatResponse>(&s, ApiKey::Heartbeat, hv, &hb).await
+            {
+                assert_eq!(r.error_code, 0, "Heartbeat v{hv}");
+                checked += 1;
+            }
+
+            let cv = v.min(*versions(ApiKey::OffsetCommit).end());
+            let mut p = OffsetCommitRequestPartition::default();
+            p.committed_offset = 7;
+            p.committed_metadata = Some(StrBytes::from_static_str("m"));
+            let mut t = OffsetCommitRequestTopic::default();
+            t.name = name("t");
+            t.partitions = vec![p];
+            let mut commit = OffsetCommitRequest::default();
+            commit.group_id = group_id(&g);
+            commit.generation_id_or_member_epoch = 1;
+            commit.member_id = member.clone();
+            commit.group_instance_id = None;
+            commit.topics = vec![t];
+            if let Some(r) =
+                exchange::<_, OffsetCommitResponse>(&s, ApiKey::OffsetCommit, cv, &commit).await
+            {
+                assert_eq!(
+                    r.topics[0].partitions[0].error_code, 0,
+                    "OffsetCommit v{cv}"
+                );
+                checked += 1;
+            }
+
+            let lv = v.min(*versions(ApiKey::LeaveGroup).end());
+            let mut leave = LeaveGroupRequest::default();
+            leave.group_id = group_id(&g);
+            if lv <= 2 {
+                leave.member_id = member.clone();
+            } else {
+                let mut m = MemberIdentity::default();
+                m.member_id = member.clone();
+                m.group_instance_id = None;
+                leave.members = vec![m];
+            }
+            if let Some(r) =
+                exchange::<_, LeaveGroupResponse>(&s, ApiKey::LeaveGroup, lv, &leave).await
+            {
+                assert_eq!(r.error_code, 0, "LeaveGroup v{lv}");
+                checked += 1;
+            }
+        }
+        for v in versions(ApiKey::OffsetFetch) {
+            let mut t = OffsetFetchRequestTopic::default();
+            t.name = name("t");
+            t.partition_indexes = vec![0];
+            let mut req = OffsetFetchRequest::default();
+            if v >= 8 {
+                let mut g = kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestGroup::default();
+                g.group_id = group_id("g4");
+                g.topics = None;
+                req.groups = vec![g];
+            } else {
+                req.group_id = group_id("g4");
+                req.topics = Some(vec![t]);
+            }
+            if let Some(r) =
+                exchange::<_, OffsetFetchResponse>(&s, ApiKey::OffsetFetch, v, &req).await
+            {
+                let (offset, meta) = if v >= 8 {
+                    let p = &r.groups[0].topics[0].partitions[0];
+                    (p.committed_offset, p.metadata.clone())
+                } else {
+                    let p = &r.topics[0].partitions[0];
+                    (p.committed_offset, p.metadata.clone())
+                };
+                assert_eq!(
+                    (offset, meta.as_deref()),
+                    (7, Some("m")),
+                    "OffsetFetch v{v}"
+                );
+                checked += 1;
+            }
+        }
+        for v in versions(ApiKey::DescribeGroups) {
+            let mut req = DescribeGroupsRequest::default();
+            req.groups = vec![group_id("g4")];
+            if let Some(r) =
+                exchange::<_, DescribeGroupsResponse>(&s, ApiKey::DescribeGroups, v, &req).await
+            {
+                assert_eq!(
+                    r.groups[0].group_state.as_str(),
+                    "Empty",
+                    "DescribeGroups v{v}"
+                );
+                checked += 1;
+            }
+        }
+        for v in versions(ApiKey::ListGroups) {
+            if let Some(r) = exchange::<_, ListGroupsResponse>(
+                &s,
+                ApiKey::ListGroups,
+                v,
+                &ListGroupsRequest::default(),
+            )
+            .await
+            {
+                assert!(
+                    r.groups.iter().any(|g| g.group_id.0.as_str() == "g4"),
+                    "ListGroups v{v}"
+                );
+                checked += 1;
+            }
+        }
+        for v in versions(ApiKey::OffsetDelete) {
+            let mut p = OffsetDeleteRequestPartition::default();
+            p.partition_index = 0;
+            let mut t = OffsetDeleteRequestTopic::default();
+            t.name = name("t");
+            t.partitions = vec![p];
+            let mut req = OffsetDeleteRequest::default();
+            req.group_id = group_id("g5");
+            req.topics = vec![t];
+            if let Some(r) =
+                exchange::<_, OffsetDeleteResponse>(&s, ApiKey::OffsetDelete, v, &req).await
+            {
+                assert_eq!(r.error_code, 0, "OffsetDelete v{v}");
+                checked += 1;
+            }
+        }
+        for v in versions(ApiKey::DeleteGroups) {
+            let mut req = DeleteGroupsRequest::default();
+            req.groups_names = vec![group_id(&format!("g{}", 5 + v))];
+            if let Some(r) =
+                exchange::<_, DeleteGroupsResponse>(&s, ApiKey::DeleteGroups, v, &req).await
+            {
+                assert_eq!(r.results[0].error_code, 0, "DeleteGroups v{v}");
+                checked += 1;
+            }
+        }
+        s.groups.close().await;
+        s.close_all().await;
+        checked
+    });
+    println!("{checked} group (API, version) exchanges cross-checked");
+    // Every exchange the crate can encode (Kafka 4 dropped JoinGroup v0-1, OffsetCommit
+    // v0-1, OffsetFetch v0, DescribeGroups/ListGroups none): fails if one is skipped.
+    assert_eq!(checked, 70, "a version was skipped or added");
 }

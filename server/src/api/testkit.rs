@@ -1,5 +1,5 @@
 //! A real shard for handler tests: one executor, a temporary data directory, topic `t`
-//! with two partitions.
+//! with two partitions, and the group coordinator with its offsets partitions.
 
 use std::rc::Rc;
 use std::sync::Arc;
@@ -57,5 +57,6 @@ pub async fn shard(config: Arc<BrokerConfig>) -> Rc<Shard> {
     ));
     let reply = shard.call(CONTROLLER_SHARD, create).await;
     assert!(matches!(reply, Reply::Control(r) if r[0].is_ok()));
+    shard.open_groups().await.unwrap();
     shard
 }
