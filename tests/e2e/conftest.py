@@ -4,7 +4,8 @@
 - `broker_factory` / `module_broker_factory`: fresh brokers for one test (restart,
   retention) or one module (malformed frames, two shards), each stopped by SIGTERM when
   that scope ends, and which must then exit 0 within 20 s;
-- `topic_name`: a new topic name, unique in the session, per call.
+- `topic_name`: a new topic name, unique in the session, per call;
+- `kcat_bin`: the path of kcat (or kafkacat).
 
 The binary is $CORELOG_BIN, else <repo>/target/release/corelog. `pytest --shards N`
 sets the shard count of every broker that does not choose its own (default 2, so that
@@ -282,6 +283,15 @@ def module_broker_factory(corelog_bin, shards, request):
         yield brokers.make
     finally:
         brokers.close()
+
+
+@pytest.fixture(scope="session")
+def kcat_bin():
+    path = shutil.which("kcat") or shutil.which("kafkacat")
+    if path is None:
+        pytest.fail("kcat is not installed (tests/run.sh installs Debian's kcat)",
+                    pytrace=False)
+    return path
 
 
 _session_tag = uuid.uuid4().hex[:6]

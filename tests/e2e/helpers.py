@@ -1,15 +1,16 @@
 """Client helpers shared by the end-to-end tests (confluent-kafka, kafka-python).
 
-Consumers never join a group: they are assigned partitions with explicit offsets and
-never commit (corelog has no group coordinator yet). confluent-kafka's Consumer refuses
-to start without a group.id, so one is set, with auto commit off; librdkafka then only
-looks for a coordinator on brokers that list FindCoordinator in ApiVersions, and a
-partition assigned an explicit or logical (beginning/end) offset never needs one.
+The consumers made here never join a group: they are assigned partitions with explicit
+offsets and never commit (test_groups.py has the group members). confluent-kafka's
+Consumer refuses to start without a group.id, so one is set, with auto commit off; a
+partition assigned an explicit or logical (beginning/end) offset never needs the group's
+committed offsets.
 
 Data acknowledged with acks=all is visible to consumers at once, but every read here
 still polls until the expected count arrives, with a deadline: never sleep-and-assume.
 """
 
+import subprocess
 import time
 from collections import namedtuple
 
@@ -370,6 +371,13 @@ def kp_admin(bootstrap):
     return kafka.KafkaAdminClient(bootstrap_servers=bootstrap)
 
 
+def kafka_python_bytes(request, version, correlation_id):
+    """A kafka-python protocol request encoded whole (size, header with client id "cid",
+    body): the reference the hand-written kwire encoders are checked against."""
+    request.with_header(correlation_id=correlation_id, client_id="cid")
+    return bytes(request.encode(version=version, header=True, framed=True))
+
+
 # --- both clients ---------------------------------------------------------------------------
 
 def consume_both(bootstrap, assignments, count):
@@ -380,3 +388,14 @@ def consume_both(bootstrap, assignments, count):
                     key=lambda r: (r.partition, r.offset))
     assert ours == theirs, "confluent-kafka and kafka-python read different records"
     return ours
+
+
+# --- kcat -----------------------------------------------------------------------------------
+
+def kcat(kcat_bin, bootstrap, *args, stdin=None, timeout=TIMEOUT_S):
+    """Run `kcat -b bootstrap ARGS`; it must exit 0. Returns its stdout."""
+    done = subprocess.run([kcat_bin, "-b", bootstrap, *args], input=stdin,
+                          capture_output=True, timeout=timeout, check=False)
+    assert done.returncode == 0, f"kcat {' '.join(args)} exited {done.returncode}: " \
+        f"{done.stderr.decode(errors='replace')}"
+    return done.stdout.decode()

@@ -5,8 +5,12 @@ Only what the tests need, with no dependency beyond the standard library:
 - CRC-32C (Castagnoli, table driven) and Kafka's zigzag varints;
 - RecordBatch v2 (magic 2) encoding and decoding, uncompressed (gzip is decoded too);
 - request header v1 (v2 for flexible versions) and these requests: ApiVersions v0,
-  Metadata v1, InitProducerId v0-v4, Produce v3-v8, Fetch v4;
-- `Connection`: a blocking socket that sends a request and reads its response.
+  Metadata v1, InitProducerId v0-v4, Produce v3-v8, Fetch v4, and the classic consumer
+  group protocol: FindCoordinator v2, JoinGroup v5, SyncGroup v3, Heartbeat v3,
+  LeaveGroup v3, OffsetCommit v7, OffsetFetch v5 (the newest version of each before
+  flexible encodings), with the consumer protocol's subscription and assignment;
+- `Connection`: a blocking socket that sends a request and reads its response (or sends
+  now and reads later, for requests the broker holds, like a JoinGroup mid-rebalance).
 
 Field layouts follow the Kafka protocol guide (kafka.apache.org/protocol) and the JSON
 message definitions in Kafka's clients/src/main/resources/common/message/.
@@ -336,6 +340,13 @@ def decode_batches(data):
 API_PRODUCE = 0
 API_FETCH = 1
 API_METADATA = 3
+API_OFFSET_COMMIT = 8
+API_OFFSET_FETCH = 9
+API_FIND_COORDINATOR = 10
+API_JOIN_GROUP = 11
+API_HEARTBEAT = 12
+API_LEAVE_GROUP = 13
+API_SYNC_GROUP = 14
 API_API_VERSIONS = 18
 API_INIT_PRODUCER_ID = 22
 
@@ -343,8 +354,13 @@ API_INIT_PRODUCER_ID = 22
 NONE = 0
 CORRUPT_MESSAGE = 2
 UNKNOWN_TOPIC_OR_PARTITION = 3
+ILLEGAL_GENERATION = 22
+UNKNOWN_MEMBER_ID = 25
+INVALID_SESSION_TIMEOUT = 26
+REBALANCE_IN_PROGRESS = 27
 OUT_OF_ORDER_SEQUENCE_NUMBER = 45
 DUPLICATE_SEQUENCE_NUMBER = 46
+MEMBER_ID_REQUIRED = 79
 
 PartitionProduceResult = namedtuple(
     "PartitionProduceResult", "error_code base_offset log_append_time log_start_offset")
@@ -458,6 +474,162 @@ def metadata_v1_body(topics=None):
     return array(topics, string)
 
 
+# --- consumer groups (classic protocol) ---------------------------------------------------
+
+# The versions used: the newest before each API's flexible versions.
+FIND_COORDINATOR_VERSION = 2
+JOIN_GROUP_VERSION = 5
+SYNC_GROUP_VERSION = 3
+HEARTBEAT_VERSION = 3
+LEAVE_GROUP_VERSION = 3
+OFFSET_COMMIT_VERSION = 7
+OFFSET_FETCH_VERSION = 5
+
+Coordinator = namedtuple("Coordinator", "error_code node_id host port")
+JoinResult = namedtuple("JoinResult", "error_code generation protocol leader member_id members")
+# One member in a JoinGroup response (the leader's gets every member).
+JoinedMember = namedtuple("JoinedMember", "member_id group_instance_id metadata")
+# A committed offset from OffsetFetch; offset -1 when the group has none.
+CommittedOffset = namedtuple("CommittedOffset", "offset leader_epoch metadata error_code")
+
+
+def consumer_subscription(topics, user_data=None):
+    """ConsumerProtocolSubscription v0: the JoinGroup metadata of a "consumer" member."""
+    return i16(0) + array(topics, string) + nullable_bytes(user_data)
+
+
+def consumer_assignment(partitions, user_data=None):
+    """ConsumerProtocolAssignment v0 from {topic: [partition]}."""
+    return (i16(0)
+            + array(partitions.items(), lambda t: string(t[0]) + array(t[1], i32))
+            + nullable_bytes(user_data))
+
+
+def _by_topic(partitions):
+    """{(topic, partition): value} -> [(topic, [(partition, value)])] in first-seen order."""
+    out = {}
+    for (topic, partition), value in partitions.items():
+        out.setdefault(topic, []).append((partition, value))
+    return list(out.items())
+
+
+def find_coordinator_body(key, key_type=0):
+    """FindCoordinator v1-v2: key_type 0 is a group."""
+    return string(key) + i8(key_type)
+
+
+def decode_find_coordinator(body):
+    """FindCoordinator v1-v2 response."""
+    r = Reader(body)
+    r.i32()  # throttle_time_ms
+    error_code = r.i16()
+    r.string()  # error_message
+    return Coordinator(error_code, r.i32(), r.string(), r.i32())
+
+
+def join_group_body(group_id, member_id, protocols, session_timeout_ms=10000,
+                    rebalance_timeout_ms=10000, group_instance_id=None,
+                    protocol_type="consumer"):
+    """JoinGroup v5. `protocols`: [(name, metadata bytes)]."""
+    return (string(group_id) + i32(session_timeout_ms) + i32(rebalance_timeout_ms)
+            + string(member_id) + string(group_instance_id) + string(protocol_type)
+            + array(protocols, lambda p: string(p[0]) + nullable_bytes(p[1])))
+
+
+def decode_join_group(body):
+    """JoinGroup v5 response."""
+    r = Reader(body)
+    r.i32()  # throttle_time_ms
+    error_code, generation = r.i16(), r.i32()
+    protocol, leader, member_id = r.string(), r.string(), r.string()
+    members = r.array(lambda x: JoinedMember(x.string(), x.string(), x.nullable_bytes()))
+    return JoinResult(error_code, generation, protocol, leader, member_id, members)
+
+
+def sync_group_body(group_id, generation, member_id, assignments, group_instance_id=None):
+    """SyncGroup v3. `assignments`: {member id: assignment bytes} (the leader's; {} else)."""
+    return (string(group_id) + i32(generation) + string(member_id) + string(group_instance_id)
+            + array(assignments.items(), lambda a: string(a[0]) + nullable_bytes(a[1])))
+
+
+def decode_sync_group(body):
+    """SyncGroup v3 response: (error_code, assignment bytes)."""
+    r = Reader(body)
+    r.i32()  # throttle_time_ms
+    return r.i16(), r.nullable_bytes()
+
+
+def heartbeat_body(group_id, generation, member_id, group_instance_id=None):
+    """Heartbeat v3."""
+    return string(group_id) + i32(generation) + string(member_id) + string(group_instance_id)
+
+
+def decode_error_only(body):
+    """Heartbeat v1-v3 response (throttle_time_ms, error_code): the error code."""
+    r = Reader(body)
+    r.i32()  # throttle_time_ms
+    return r.i16()
+
+
+def leave_group_body(group_id, members):
+    """LeaveGroup v3. `members`: [(member id, group instance id or None)]."""
+    return string(group_id) + array(members, lambda m: string(m[0]) + string(m[1]))
+
+
+def decode_leave_group(body):
+    """LeaveGroup v3 response: (error_code, [(member id, instance id, error_code)])."""
+    r = Reader(body)
+    r.i32()  # throttle_time_ms
+    error_code = r.i16()
+    return error_code, r.array(lambda x: (x.string(), x.string(), x.i16()))
+
+
+def offset_commit_body(group_id, generation, member_id, offsets, group_instance_id=None):
+    """OffsetCommit v7. `offsets`: {(topic, partition): (offset, metadata or None)}."""
+    def partition(p):
+        index, (offset, metadata) = p
+        return i32(index) + i64(offset) + i32(-1) + string(metadata)  # leader epoch unknown
+    return (string(group_id) + i32(generation) + string(member_id) + string(group_instance_id)
+            + array(_by_topic(offsets), lambda t: string(t[0]) + array(t[1], partition)))
+
+
+def _read_by_partition(r, read_value):
+    """A response's topics array, each with a partitions array (index first, then what
+    read_value reads): {(topic, partition): value}."""
+    out = {}
+    for _ in range(r.i32()):
+        topic = r.string()
+        for _ in range(r.i32()):
+            partition = r.i32()
+            out[(topic, partition)] = read_value(r)
+    return out
+
+
+def decode_offset_commit(body):
+    """OffsetCommit v3-v7 response: {(topic, partition): error_code}."""
+    r = Reader(body)
+    r.i32()  # throttle_time_ms
+    return _read_by_partition(r, Reader.i16)
+
+
+def offset_fetch_body(group_id, partitions=None):
+    """OffsetFetch v5. `partitions`: [(topic, partition)], or None for all of the group's."""
+    topics = None
+    if partitions is not None:
+        topics = _by_topic({tp: None for tp in partitions})
+    return string(group_id) + array(
+        topics, lambda t: string(t[0]) + array([p for p, _ in t[1]], i32))
+
+
+def decode_offset_fetch(body):
+    """OffsetFetch v5 response: (error_code, {(topic, partition): CommittedOffset})."""
+    r = Reader(body)
+    r.i32()  # throttle_time_ms
+    out = _read_by_partition(
+        r, lambda x: CommittedOffset(x.i64(), x.i32(), x.string(), x.i16()))
+    return r.i16(), out
+
+
 class ProtocolError(Exception):
     pass
 
@@ -504,12 +676,18 @@ class Connection:
             raise ProtocolError(f"bad response size {size}")
         return self._recv_exact(size)
 
-    def request(self, api_key, version, body, flexible=False):
-        """Send one request; return the response body (after its header)."""
+    def send(self, api_key, version, body, flexible=False):
+        """Send one request without waiting for its response; return a ticket for
+        receive(). Responses arrive in request order."""
         self.correlation_id += 1
         cid = self.correlation_id
         header = request_header(api_key, version, cid, self.client_id, flexible)
         self.send_bytes(frame(header + body))
+        return cid, api_key, flexible
+
+    def receive(self, ticket):
+        """The response body (after its header) of the request send() returned `ticket` for."""
+        cid, api_key, flexible = ticket
         response = Reader(self.recv_frame())
         got = response.i32()
         if got != cid:
@@ -518,6 +696,10 @@ class Connection:
         if flexible and api_key != API_API_VERSIONS:
             response.skip_tagged_fields()
         return response.data[response.pos:]
+
+    def request(self, api_key, version, body, flexible=False):
+        """Send one request; return the response body (after its header)."""
+        return self.receive(self.send(api_key, version, body, flexible))
 
     def api_versions(self):
         if self._versions is None:
@@ -552,3 +734,49 @@ class Connection:
     def fetch(self, offsets, **kw):
         """{(topic, partition): PartitionFetchResult}, in one Fetch v4 request."""
         return decode_fetch_response_v4(self.request(API_FETCH, 4, fetch_body(offsets, **kw)))
+
+    # --- consumer groups: each at the fixed version named above ------------------------
+
+    def _group_request(self, api_key, version, body):
+        self.pick_version(api_key, version, version)
+        return self.request(api_key, version, body)
+
+    def find_coordinator(self, group_id):
+        return decode_find_coordinator(self._group_request(
+            API_FIND_COORDINATOR, FIND_COORDINATOR_VERSION, find_coordinator_body(group_id)))
+
+    def send_join_group(self, group_id, member_id, protocols, **kw):
+        """Send a JoinGroup and return at once; finish_join_group() reads its answer (the
+        broker holds it until the rebalance completes)."""
+        self.pick_version(API_JOIN_GROUP, JOIN_GROUP_VERSION, JOIN_GROUP_VERSION)
+        return self.send(API_JOIN_GROUP, JOIN_GROUP_VERSION,
+                         join_group_body(group_id, member_id, protocols, **kw))
+
+    def finish_join_group(self, ticket):
+        return decode_join_group(self.receive(ticket))
+
+    def join_group(self, group_id, member_id, protocols, **kw):
+        return self.finish_join_group(self.send_join_group(group_id, member_id, protocols, **kw))
+
+    def sync_group(self, group_id, generation, member_id, assignments, group_instance_id=None):
+        return decode_sync_group(self._group_request(
+            API_SYNC_GROUP, SYNC_GROUP_VERSION,
+            sync_group_body(group_id, generation, member_id, assignments, group_instance_id)))
+
+    def heartbeat(self, group_id, generation, member_id, group_instance_id=None):
+        return decode_error_only(self._group_request(
+            API_HEARTBEAT, HEARTBEAT_VERSION,
+            heartbeat_body(group_id, generation, member_id, group_instance_id)))
+
+    def leave_group(self, group_id, members):
+        return decode_leave_group(self._group_request(
+            API_LEAVE_GROUP, LEAVE_GROUP_VERSION, leave_group_body(group_id, members)))
+
+    def offset_commit(self, group_id, generation, member_id, offsets, group_instance_id=None):
+        return decode_offset_commit(self._group_request(
+            API_OFFSET_COMMIT, OFFSET_COMMIT_VERSION,
+            offset_commit_body(group_id, generation, member_id, offsets, group_instance_id)))
+
+    def offset_fetch(self, group_id, partitions=None):
+        return decode_offset_fetch(self._group_request(
+            API_OFFSET_FETCH, OFFSET_FETCH_VERSION, offset_fetch_body(group_id, partitions)))

@@ -10,6 +10,7 @@ from kafka.protocol.producer.transaction import InitProducerIdRequest
 from kafka.record.default_records import DefaultRecordBatch, DefaultRecordBatchBuilder
 
 import kwire
+from helpers import kafka_python_bytes
 
 # RFC 3720 (iSCSI) appendix B.4 and the common check value.
 CRC32C_VECTORS = [
@@ -72,11 +73,6 @@ def test_batch_decodes_in_kafka_python_and_back():
     corrupt = bytearray(data)
     corrupt[-1] ^= 1
     assert not kwire.decode_batches(bytes(corrupt))[0].crc_ok
-
-
-def kafka_python_bytes(request, version, correlation_id):
-    request.with_header(correlation_id=correlation_id, client_id="cid")
-    return bytes(request.encode(version=version, header=True, framed=True))
 
 
 @pytest.mark.parametrize("version", range(3, 9))

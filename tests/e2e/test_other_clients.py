@@ -1,12 +1,10 @@
-"""Clients beyond confluent-kafka and kafka-python: aiokafka (asyncio) and kcat."""
+"""Clients beyond confluent-kafka and kafka-python: aiokafka (asyncio) and kcat (the
+`kcat_bin` fixture is in conftest.py)."""
 
 import asyncio
 import json
-import shutil
-import subprocess
 
 import aiokafka
-import pytest
 from aiokafka.structs import TopicPartition
 
 from helpers import (
@@ -15,6 +13,7 @@ from helpers import (
     by_partition,
     consume,
     create_topic,
+    kcat,
     rec_from_kafka_python,
 )
 
@@ -63,23 +62,6 @@ def test_aiokafka_round_trip(broker, topic_name):
     # The same records through confluent-kafka.
     assert sorted(r.value for r in consume(broker.bootstrap, [(topic, 0, 0), (topic, 1, 0)],
                                            60)) == sorted(v for _, _, v, _ in sent)
-
-
-@pytest.fixture(scope="module")
-def kcat_bin():
-    path = shutil.which("kcat") or shutil.which("kafkacat")
-    if path is None:
-        pytest.fail("kcat is not installed (tests/run.sh installs Debian's kcat)",
-                    pytrace=False)
-    return path
-
-
-def kcat(kcat_bin, bootstrap, *args, stdin=None):
-    done = subprocess.run([kcat_bin, "-b", bootstrap, *args], input=stdin,
-                          capture_output=True, timeout=TIMEOUT_S)
-    assert done.returncode == 0, f"kcat {' '.join(args)} exited {done.returncode}: " \
-        f"{done.stderr.decode(errors='replace')}"
-    return done.stdout.decode()
 
 
 def test_kcat_produce_consume_and_metadata(broker, topic_name, kcat_bin):
