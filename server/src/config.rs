@@ -187,6 +187,7 @@ impl BrokerConfig {
                         .offsets_retention_check_interval_ms
                         .map(Duration::from_millis)
                         .unwrap_or(d.offsets_retention_check_interval),
+                    compact_min_records: d.compact_min_records,
                 }
             },
         };

@@ -19,6 +19,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use corelog_engine::{AppendOptions, LogConfig, PartitionLog, TailCache};
 use glommio::channels::local_channel::{self, LocalSender};
+use glommio::sync::Semaphore;
 
 use super::offsets::{
     self, offsets_partition, Committed, OffsetKey, COMPACT_MIN_RECORDS, COMPACT_RATIO,
@@ -50,6 +51,8 @@ pub struct GroupConfig {
     pub offsets_retention_ms: i64,
     /// How often expired offsets are looked for.
     pub offsets_retention_check_interval: Duration,
+    /// Compaction never runs below this many records in an offsets partition.
+    pub compact_min_records: u64,
 }
 
 impl Default for GroupConfig {
@@ -59,6 +62,7 @@ impl Default for GroupConfig {
             max_session_timeout_ms: 300_000,
             offsets_retention_ms: 7 * 24 * 3600 * 1000,
             offsets_retention_check_interval: Duration::from_secs(600),
+            compact_min_records: COMPACT_MIN_RECORDS,
         }
     }
 }
@@ -151,6 +155,10 @@ struct OffsetsPart {
     map: BTreeMap<OffsetKey, Committed>,
     /// Records in the log since its start (for the compaction trigger).
     records: u64,
+    /// Orders appends with compaction snapshots.
+    order: Rc<Semaphore>,
+    /// A compaction is running.
+    compacting: bool,
 }
 
 /// A request waiting for its group's phase to complete: (group, member).
@@ -248,6 +256,8 @@ impl Coordinator {
                     log: Rc::new(log),
                     map,
                     records,
+                    order: Rc::new(Semaphore::new(1)),
+                    compacting: false,
                 },
             );
         }
@@ -434,7 +444,10 @@ impl Coordinator {
         codes
     }
 
-    /// Appends offset records (tombstones for None) durably, then applies them.
+    /// Appends offset records (tombstones for None) and applies them, then waits for
+    /// them to be durable. Append and apply happen under the partition's `order`
+    /// permit, so a compaction snapshot never interleaves with them: every record
+    /// before a snapshot is in it, every record after it is newer.
     async fn persist(
         &self,
         group: &str,
@@ -445,16 +458,19 @@ impl Coordinator {
             return Ok(());
         }
         let p = offsets_partition(group);
-        let log = match self.parts.borrow().get(&p) {
-            Some(part) => part.log.clone(),
+        let (log, order) = match self.parts.borrow().get(&p) {
+            Some(part) => (part.log.clone(), part.order.clone()),
             None => return Err(ErrorCode::NotCoordinator),
         };
         let batch = offsets::encode_batch(&records, now);
-        log.append(batch, AppendOptions::default())
-            .await
-            .map_err(|e| ErrorCode::from_engine(&e))?;
-        log.flush().await.map_err(|e| ErrorCode::from_engine(&e))?;
         let compact = {
+            let _order = order
+                .acquire_permit(1)
+                .await
+                .map_err(|_| ErrorCode::NotCoordinator)?;
+            log.append(batch, AppendOptions::default())
+                .await
+                .map_err(|e| ErrorCode::from_engine(&e))?;
             let mut parts = self.parts.borrow_mut();
             let part = parts.get_mut(&p).expect("checked above");
             part.records += records.len() as u64;
@@ -464,11 +480,19 @@ impl Coordinator {
                     None => part.map.remove(&k),
                 };
             }
-            part.records >= COMPACT_MIN_RECORDS
-                && part.records > COMPACT_RATIO * part.map.len() as u64
+            let due = !part.compacting
+                && part.records >= self.config.compact_min_records
+                && part.records > COMPACT_RATIO * part.map.len() as u64;
+            part.compacting |= due;
+            due
         };
+        log.flush().await.map_err(|e| ErrorCode::from_engine(&e))?;
         if compact {
-            if let Err(e) = self.compact(p, now).await {
+            let result = self.compact(p, now).await;
+            if let Some(part) = self.parts.borrow_mut().get_mut(&p) {
+                part.compacting = false;
+            }
+            if let Err(e) = result {
                 tracing::warn!(partition = p, error = %e, "offsets compaction failed");
             }
         }
@@ -478,22 +502,31 @@ impl Coordinator {
     /// Rewrites every live offset of partition `p` and moves the log start past the
     /// older records.
     async fn compact(&self, p: u32, now: i64) -> corelog_engine::Result<()> {
-        let (log, batches) = {
+        let (log, order) = {
             let parts = self.parts.borrow();
             let part = parts.get(&p).expect("owned");
-            (part.log.clone(), offsets::snapshot_batches(&part.map, now))
+            (part.log.clone(), part.order.clone())
         };
-        let start = log.log_end_offset();
-        let mut written = 0u64;
-        for b in batches {
-            let info = log.append(b, AppendOptions::default()).await?;
-            written += info.last_offset - info.base_offset + 1;
-        }
+        let (start, written) = {
+            let _order = order
+                .acquire_permit(1)
+                .await
+                .map_err(|_| corelog_engine::Error::Closed)?;
+            let batches =
+                offsets::snapshot_batches(&self.parts.borrow().get(&p).expect("owned").map, now);
+            let start = log.log_end_offset();
+            let mut written = 0u64;
+            for b in batches {
+                let info = log.append(b, AppendOptions::default()).await?;
+                written += info.last_offset - info.base_offset + 1;
+            }
+            if let Some(part) = self.parts.borrow_mut().get_mut(&p) {
+                part.records = written;
+            }
+            (start, written)
+        };
         log.flush().await?;
         log.delete_records_before(start).await?;
-        if let Some(part) = self.parts.borrow_mut().get_mut(&p) {
-            part.records = written;
-        }
         tracing::info!(partition = p, live = written, "offsets compacted");
         Ok(())
     }
@@ -726,5 +759,70 @@ impl Coordinator {
                 Err(e) => tracing::warn!(%group, error = ?e, "offset expiry failed"),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn commit(c: &Coordinator, group: &str, offset: i64) -> GroupReply {
+        let items = vec![("t".to_string(), 0, offset, -1, Some(format!("m{offset}")))];
+        c.execute(GroupOp::Commit(group.to_string(), String::new(), -1, items))
+            .await
+    }
+
+    /// Many commits of few keys: the log is compacted (its start moves, old segments
+    /// go) and a reopened coordinator still reads the newest offset of every key.
+    #[test]
+    fn offsets_are_compacted_and_survive_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().to_path_buf();
+        corelog_engine::testing::run_on_executor(move || async move {
+            let cache = Rc::new(RefCell::new(TailCache::new(1 << 20)));
+            let config = GroupConfig {
+                compact_min_records: 50,
+                ..GroupConfig::default()
+            };
+            let c = Coordinator::new(config.clone());
+            c.open(&data, cache.clone(), 0, 1).await.unwrap();
+            let groups = ["a", "b", "c"];
+            for i in 0..400 {
+                let g = groups[i % 3];
+                let reply = commit(&c, g, i as i64).await;
+                assert!(matches!(reply, GroupReply::Commit(ref e) if e == &[ErrorCode::None]));
+            }
+            let starts: Vec<u64> = c
+                .parts
+                .borrow()
+                .values()
+                .map(|p| p.log.log_start_offset())
+                .collect();
+            assert!(
+                starts.iter().any(|&s| s > 0),
+                "no offsets partition was compacted: {starts:?}"
+            );
+            let records: u64 = c.parts.borrow().values().map(|p| p.records).sum();
+            assert!(records < 400, "records since the snapshots: {records}");
+            c.close().await;
+
+            let again = Coordinator::new(config);
+            again.open(&data, cache, 0, 1).await.unwrap();
+            for (i, g) in groups.iter().enumerate() {
+                let newest = 399 - ((399 - i as i64) % 3);
+                match again.execute(GroupOp::Fetch(g.to_string(), None)).await {
+                    GroupReply::Fetch(ErrorCode::None, found) => {
+                        assert_eq!(found.len(), 1);
+                        let got = found[0].2.as_ref().unwrap();
+                        assert_eq!(
+                            (got.offset, got.metadata.clone()),
+                            (newest, Some(format!("m{newest}")))
+                        );
+                    }
+                    other => panic!("{other:?}"),
+                }
+            }
+            again.close().await;
+        });
     }
 }
