@@ -475,6 +475,72 @@ impl<'a> Iterator for BatchScan<'a> {
     }
 }
 
+/// One record of an uncompressed batch, as the broker reads it. Record layout (after
+/// a varint length): attributes i8 | timestampDelta varlong | offsetDelta varint |
+/// keyLength varint + key | valueLength varint + value | headers (not read here).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordView<'a> {
+    /// Timestamp relative to the batch's base timestamp.
+    pub timestamp_delta: i64,
+    /// Offset relative to the batch's base offset.
+    pub offset_delta: i64,
+    /// Key, `None` when null.
+    pub key: Option<&'a [u8]>,
+    /// Value, `None` when null.
+    pub value: Option<&'a [u8]>,
+}
+
+/// The records of an uncompressed batch, in order. Stops at the first record that does
+/// not parse (a compressed batch yields nothing useful: check its codec first).
+pub fn records<'a>(batch: &RecordBatch<'a>) -> impl Iterator<Item = RecordView<'a>> {
+    let mut rest = batch.records_bytes();
+    let mut left = batch.records_count().max(0);
+    std::iter::from_fn(move || {
+        if left == 0 {
+            return None;
+        }
+        left -= 1;
+        let (len, n) = varlong(rest)?;
+        let body = rest.get(n..n.checked_add(usize::try_from(len).ok()?)?)?;
+        rest = &rest[n + body.len()..];
+        let mut r = body.get(1..)?; // attributes
+        let (timestamp_delta, n) = varlong(r)?;
+        r = &r[n..];
+        let (offset_delta, n) = varlong(r)?;
+        r = &r[n..];
+        let (key, r) = nullable_bytes(r)?;
+        let (value, _) = nullable_bytes(r)?;
+        Some(RecordView {
+            timestamp_delta,
+            offset_delta,
+            key,
+            value,
+        })
+    })
+}
+
+/// A zigzag varint / varlong and the bytes it took.
+pub fn varlong(buf: &[u8]) -> Option<(i64, usize)> {
+    let mut raw: u64 = 0;
+    for (i, &byte) in buf.iter().enumerate().take(10) {
+        raw |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            return Some((((raw >> 1) as i64) ^ -((raw & 1) as i64), i + 1));
+        }
+    }
+    None
+}
+
+fn nullable_bytes(r: &[u8]) -> Option<(Option<&[u8]>, &[u8])> {
+    let (len, n) = varlong(r)?;
+    let r = &r[n..];
+    if len < 0 {
+        return Some((None, r));
+    }
+    let len = usize::try_from(len).ok()?;
+    Some((Some(r.get(..len)?), &r[len..]))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -607,5 +673,33 @@ mod tests {
         // Zeros (preallocated, never written) do not parse as a batch.
         let zeros = vec![0u8; 4096];
         assert_eq!(BatchScan::new(&zeros, false).count(), 0);
+    }
+
+    #[test]
+    fn records_of_a_batch_are_read_back() {
+        let mut b = crate::batch_builder::BatchBuilder::new(1000);
+        b.push_at(1000, Some(b"k1"), Some(b"v1"), &[(b"h", b"x")]);
+        b.push_at(1005, None, None, &[]);
+        b.push_at(1010, Some(b""), Some(b"v3"), &[]);
+        let bytes = b.build();
+        let batch = RecordBatch::new(&bytes).unwrap();
+        let got: Vec<_> = records(&batch).collect();
+        assert_eq!(got.len(), 3);
+        assert_eq!(
+            (got[0].key, got[0].value),
+            (Some(&b"k1"[..]), Some(&b"v1"[..]))
+        );
+        assert_eq!(
+            (got[1].key, got[1].value, got[1].timestamp_delta),
+            (None, None, 5)
+        );
+        assert_eq!((got[2].key, got[2].offset_delta), (Some(&b""[..]), 2));
+        // A cut record ends the iteration instead of panicking.
+        let mut cut = bytes.clone();
+        cut.truncate(cut.len() - 3);
+        let len = (cut.len() - 12) as i32;
+        cut[8..12].copy_from_slice(&len.to_be_bytes());
+        let batch = RecordBatch::new(&cut).unwrap();
+        assert_eq!(records(&batch).count(), 2);
     }
 }

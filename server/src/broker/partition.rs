@@ -344,30 +344,10 @@ fn first_record_at_or_after(bytes: &[u8], ts: i64) -> Option<(u64, i64)> {
     if b.attributes() & batch::attributes::COMPRESSION_MASK != 0 || b.is_log_append_time() {
         return None;
     }
-    let mut rest = b.records_bytes();
-    for _ in 0..b.records_count() {
-        let (len, n) = varint(rest)?;
-        let body = rest.get(n..n + usize::try_from(len).ok()?)?;
-        rest = &rest[n + len as usize..];
-        let mut r = body.get(1..)?; // attributes
-        let (ts_delta, n) = varint(r)?;
-        r = &r[n..];
-        let (offset_delta, _) = varint(r)?;
-        let record_ts = b.base_timestamp().checked_add(ts_delta)?;
+    for r in batch::records(&b) {
+        let record_ts = b.base_timestamp().checked_add(r.timestamp_delta)?;
         if record_ts >= ts {
-            return Some(((b.base_offset() + offset_delta) as u64, record_ts));
-        }
-    }
-    None
-}
-
-/// A zigzag varint/varlong and the bytes it took.
-fn varint(buf: &[u8]) -> Option<(i64, usize)> {
-    let mut raw: u64 = 0;
-    for (i, &byte) in buf.iter().enumerate().take(10) {
-        raw |= u64::from(byte & 0x7f) << (7 * i);
-        if byte & 0x80 == 0 {
-            return Some((((raw >> 1) as i64) ^ -((raw & 1) as i64), i + 1));
+            return Some(((b.base_offset() + r.offset_delta) as u64, record_ts));
         }
     }
     None

@@ -160,12 +160,12 @@ pub fn encode_batch(records: &[(OffsetKey, Option<Committed>)], now_ms: i64) -> 
 pub fn replay(chunk: &[u8], map: &mut BTreeMap<OffsetKey, Committed>) -> u64 {
     let mut n = 0;
     for (_, batch) in BatchScan::new(chunk, false) {
-        for (key, value) in records(batch.records_bytes(), batch.records_count()) {
+        for r in corelog_engine::batch::records(&batch) {
             n += 1;
-            let Some(k) = key.and_then(decode_key) else {
+            let Some(k) = r.key.and_then(decode_key) else {
                 continue;
             };
-            match value.and_then(decode_value) {
+            match r.value.and_then(decode_value) {
                 Some(v) => {
                     map.insert(k, v);
                 }
@@ -176,58 +176,6 @@ pub fn replay(chunk: &[u8], map: &mut BTreeMap<OffsetKey, Committed>) -> u64 {
         }
     }
     n
-}
-
-/// A record's key and value (None: null).
-type KeyValue<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
-
-/// The (key, value) of each record of an uncompressed batch.
-fn records(mut rest: &[u8], count: i32) -> Vec<KeyValue<'_>> {
-    let mut out = Vec::new();
-    for _ in 0..count.max(0) {
-        let Some((len, n)) = varint(rest) else { break };
-        let Some(body) = rest.get(n..n + len.max(0) as usize) else {
-            break;
-        };
-        rest = &rest[n + len as usize..];
-        let Some(parsed) = parse_record(body) else {
-            break;
-        };
-        out.push(parsed);
-    }
-    out
-}
-
-fn parse_record(body: &[u8]) -> Option<KeyValue<'_>> {
-    let mut r = body.get(1..)?; // attributes
-    let (_, n) = varint(r)?; // timestamp delta
-    r = &r[n..];
-    let (_, n) = varint(r)?; // offset delta
-    r = &r[n..];
-    let (key, r) = bytes_field(r)?;
-    let (value, _) = bytes_field(r)?;
-    Some((key, value))
-}
-
-fn bytes_field(r: &[u8]) -> Option<(Option<&[u8]>, &[u8])> {
-    let (len, n) = varint(r)?;
-    let r = &r[n..];
-    if len < 0 {
-        return Some((None, r));
-    }
-    let len = len as usize;
-    Some((Some(r.get(..len)?), &r[len..]))
-}
-
-fn varint(buf: &[u8]) -> Option<(i64, usize)> {
-    let mut raw: u64 = 0;
-    for (i, &byte) in buf.iter().enumerate().take(10) {
-        raw |= u64::from(byte & 0x7f) << (7 * i);
-        if byte & 0x80 == 0 {
-            return Some((((raw >> 1) as i64) ^ -((raw & 1) as i64), i + 1));
-        }
-    }
-    None
 }
 
 /// The batches of a snapshot of `map`.
