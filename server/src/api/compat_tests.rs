@@ -49,6 +49,7 @@ async fn exchange<Req: Encodable, Resp: Decodable>(
         correlation_id: 99,
         client_id: None,
         flexible: spec.is_flexible(version),
+        client_host: None,
     };
     let parts = super::handle(shard, &header, body)
         .await

@@ -53,6 +53,7 @@ fn random_requests_never_panic_and_answers_are_framed() {
                 correlation_id: 1,
                 client_id: None,
                 flexible: spec.is_flexible(version),
+                client_host: None,
             };
             let len = rng.gen_range(0..200);
             let body: BytesMut = (0..len).map(|_| plausible_byte(&mut rng)).collect();

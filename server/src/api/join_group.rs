@@ -44,7 +44,7 @@ pub async fn handle(req: &Request<'_>, body: &[u8]) -> DecodeResult<Response> {
         session_timeout_ms: i64::from(session_timeout_ms),
         rebalance_timeout_ms: i64::from(rebalance_timeout_ms),
         client_id: req.header.client_id.clone().unwrap_or_default(),
-        client_host: "/127.0.0.1".into(),
+        client_host: req.header.client_host.clone().unwrap_or_default(),
         require_known_member_id: v >= 4,
     };
     let answer = match group_call(req, &group.clone(), GroupOp::Join(group, join)).await {

@@ -156,6 +156,7 @@ async fn read_requests(
     answers: &local_channel::LocalSender<Answer>,
 ) -> Result<(), String> {
     let max = shard.config.request_max_bytes;
+    let peer_ip = stream.peer_addr().ok().map(|a| format!("/{}", a.ip()));
     loop {
         let mut size = [0u8; 4];
         match stream.read_exact(&mut size).await {
@@ -170,7 +171,7 @@ async fn read_requests(
             ));
         }
         let frame = read_frame(stream, size as usize).await?;
-        let (header, body_at) = match RequestHeader::decode(&frame) {
+        let (mut header, body_at) = match RequestHeader::decode(&frame) {
             Ok(Some(h)) => h,
             Ok(None) => {
                 let key = i16::from_be_bytes([frame[0], frame[1]]);
@@ -178,6 +179,7 @@ async fn read_requests(
             }
             Err(e) => return Err(format!("request header: {e}")),
         };
+        header.client_host = peer_ip.clone();
         tracing::trace!(api = header.api_key, version = header.api_version,
             client = ?header.client_id, correlation = header.correlation_id, "request");
         let mut body = frame;

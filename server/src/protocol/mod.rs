@@ -132,6 +132,8 @@ pub struct RequestHeader {
     pub client_id: Option<String>,
     /// Whether the body (and the response) use the flexible encoding.
     pub flexible: bool,
+    /// The client's IP address, set by the connection (not on the wire).
+    pub client_host: Option<String>,
 }
 
 impl RequestHeader {
@@ -158,6 +160,7 @@ impl RequestHeader {
                 correlation_id,
                 client_id,
                 flexible,
+                client_host: None,
             },
             r.position(),
         )))
