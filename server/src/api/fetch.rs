@@ -205,23 +205,13 @@ async fn wait_for_data(
         .map(|((tp, item), res)| (tp.clone(), item.offset.max(res.high_watermark)))
         .collect();
     let mut calls: Vec<BoxFuture<'_, ()>> = Vec::new();
-    for (indexes, _) in group(req, &waits) {
-        let part: Vec<_> = indexes.iter().map(|&i| waits[i].clone()).collect();
-        let owner = req.shard.owner(&part[0].0);
+    for (owner, (_, part)) in req.shard.split_by_owner(waits) {
         calls.push(Box::pin(async move {
             req.shard.call(owner, Op::Wait(part, timeout)).await;
         }));
     }
     calls.push(Box::pin(glommio::timer::sleep(timeout)));
     first_of(calls).await;
-}
-
-fn group(req: &Request<'_>, items: &[(TopicPartition, i64)]) -> Vec<(Vec<usize>, usize)> {
-    let mut by: std::collections::BTreeMap<usize, Vec<usize>> = Default::default();
-    for (i, (tp, _)) in items.iter().enumerate() {
-        by.entry(req.shard.owner(tp)).or_default().push(i);
-    }
-    by.into_iter().map(|(s, idx)| (idx, s)).collect()
 }
 
 /// Applies the byte limits in request order, as Kafka does (KIP-74): the first batch

@@ -6,7 +6,7 @@
 use super::{per_partition, read_topics, write_topics, Request};
 use crate::broker::router::{Op, Reply};
 use crate::protocol::wire::{DecodeResult, Reader};
-use crate::protocol::{ErrorCode, Response};
+use crate::protocol::Response;
 
 /// Handles a request.
 pub async fn handle(req: &Request<'_>, body: &[u8]) -> DecodeResult<Response> {
@@ -29,16 +29,10 @@ pub async fn handle(req: &Request<'_>, body: &[u8]) -> DecodeResult<Response> {
     })?;
     rd.tagged_fields(flex)?;
 
-    let answers = per_partition(
-        req,
-        &topics,
-        Op::ListOffsets,
-        |r| match r {
-            Reply::ListOffsets(a) => Some(a),
-            _ => None,
-        },
-        || Err(ErrorCode::NotLeaderOrFollower),
-    )
+    let answers = per_partition(req, &topics, Op::ListOffsets, |r| match r {
+        Reply::ListOffsets(a) => Some(a),
+        _ => None,
+    })
     .await;
 
     let mut r = req.response();

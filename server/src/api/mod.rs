@@ -43,7 +43,7 @@ use bytes::{Bytes, BytesMut};
 
 use crate::broker::shard::Shard;
 use crate::protocol::wire::{DecodeError, DecodeResult, Reader};
-use crate::protocol::{ApiKey, ApiSpec, RequestHeader, Response};
+use crate::protocol::{ApiKey, ApiSpec, ErrorCode, RequestHeader, Response};
 
 /// What a handler gets.
 #[derive(Debug)]
@@ -215,14 +215,15 @@ pub fn read_topics<'a, P>(
 
 /// Runs one per-partition op for every (partition index, argument) of `topics` on the
 /// owning shards. Returns the answers in request order; `unpack` takes a shard's reply
-/// apart (`None` when the shard could not answer, which gives `lost` for its items).
+/// apart (`None` when the shard could not answer: its items get NOT_LEADER_OR_FOLLOWER,
+/// which makes the client refresh its metadata and retry).
 pub async fn per_partition<A: Clone, T>(
     req: &Request<'_>,
     topics: &Topics<(i32, A)>,
     make_op: impl Fn(Vec<(crate::broker::router::TopicPartition, A)>) -> crate::broker::router::Op,
-    unpack: impl Fn(crate::broker::router::Reply) -> Option<Vec<T>>,
-    lost: impl Fn() -> T,
-) -> Vec<T> {
+    unpack: impl Fn(crate::broker::router::Reply) -> Option<Vec<Result<T, ErrorCode>>>,
+) -> Vec<Result<T, ErrorCode>> {
+    let lost = || Err(ErrorCode::NotLeaderOrFollower);
     use crate::broker::router::TopicPartition;
     let items: Vec<(TopicPartition, A)> = topics
         .iter()
@@ -237,9 +238,9 @@ pub async fn per_partition<A: Clone, T>(
             })
         })
         .collect();
-    let mut out: Vec<Option<T>> = (0..items.len()).map(|_| None).collect();
+    let mut out: Vec<Option<Result<T, ErrorCode>>> = (0..items.len()).map(|_| None).collect();
     for (indexes, reply) in req.shard.fan_out(items, make_op).await {
-        let answers = unpack(reply).unwrap_or_else(|| unreachable_items(indexes.len(), &lost));
+        let answers = unpack(reply).unwrap_or_else(|| unreachable_items(indexes.len(), lost));
         for (i, a) in indexes.into_iter().zip(answers) {
             out[i] = Some(a);
         }

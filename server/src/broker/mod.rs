@@ -10,3 +10,12 @@ pub mod router;
 pub mod server;
 pub mod shard;
 pub mod topic_config;
+
+/// Wall-clock time in milliseconds since the Unix epoch (record timestamps, retention,
+/// group sessions).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

@@ -17,6 +17,7 @@ use corelog_engine::{AppendOptions, PartitionLog, TailCache};
 use glommio::sync::Semaphore;
 use glommio::TaskQueueHandle;
 
+use super::now_ms;
 use super::producer_state::{BatchMeta, Incoming, ProducerStates, Verdict};
 use super::topic_config::{TimestampType, TopicConfig};
 use crate::protocol::{ErrorCode, KafkaError};
@@ -57,13 +58,6 @@ pub struct Partition {
     sequence_order: Semaphore,
     flush_scheduled: Cell<bool>,
     background: TaskQueueHandle,
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 fn metadata_text(topic_id: &[u8; 16]) -> String {

@@ -50,6 +50,9 @@ pub struct Shard {
     pub groups: Rc<Coordinator>,
 }
 
+/// One shard's share of a request: the items' positions in the request, and the items.
+pub type ShardPart<I> = (Vec<usize>, Vec<(TopicPartition, I)>);
+
 /// Boxed future, for fan-out.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
 
@@ -141,21 +144,29 @@ impl Shard {
         items: Vec<(TopicPartition, I)>,
         make_op: impl Fn(Vec<(TopicPartition, I)>) -> Op,
     ) -> Vec<(Vec<usize>, Reply)> {
-        // Per shard: the items' positions in the request, and the items.
-        type ShardPart<I> = (Vec<usize>, Vec<(TopicPartition, I)>);
+        let parts = self.split_by_owner(items);
+        let mut indexes = Vec::with_capacity(parts.len());
+        let mut calls: Vec<BoxFuture<'_, Reply>> = Vec::with_capacity(parts.len());
+        for (shard, (idx, part)) in parts {
+            indexes.push(idx);
+            calls.push(Box::pin(self.call(shard, make_op(part))));
+        }
+        indexes.into_iter().zip(join_all(calls).await).collect()
+    }
+
+    /// Per-partition items grouped by owning shard: for each shard, the items'
+    /// positions in `items` and the items, in their original order.
+    pub fn split_by_owner<I>(
+        &self,
+        items: Vec<(TopicPartition, I)>,
+    ) -> BTreeMap<usize, ShardPart<I>> {
         let mut by_shard: BTreeMap<usize, ShardPart<I>> = BTreeMap::new();
         for (i, (tp, item)) in items.into_iter().enumerate() {
             let e = by_shard.entry(self.owner(&tp)).or_default();
             e.0.push(i);
             e.1.push((tp, item));
         }
-        let mut indexes = Vec::with_capacity(by_shard.len());
-        let mut calls: Vec<BoxFuture<'_, Reply>> = Vec::with_capacity(by_shard.len());
-        for (shard, (idx, part)) in by_shard {
-            indexes.push(idx);
-            calls.push(Box::pin(self.call(shard, make_op(part))));
-        }
-        indexes.into_iter().zip(join_all(calls).await).collect()
+        by_shard
     }
 
     /// Executes an op on this shard.
@@ -447,10 +458,7 @@ impl Shard {
     pub async fn retention_loop(self: Rc<Self>, interval: Duration) {
         loop {
             glommio::timer::sleep(interval).await;
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_millis() as i64)
-                .unwrap_or(0);
+            let now = super::now_ms();
             for p in self.owned_partitions() {
                 match p.log.enforce_retention(now).await {
                     Ok(0) => {}

@@ -27,6 +27,7 @@ use super::offsets::{
 };
 use super::state::{Group, GroupState, JoinAnswer, JoinRequest, Outcome};
 use crate::broker::catalog::partition_dir;
+use crate::broker::now_ms;
 use crate::broker::ownership::partition_owner;
 use crate::protocol::ErrorCode;
 
@@ -179,13 +180,6 @@ impl std::fmt::Debug for Coordinator {
             .field("groups", &self.groups.borrow().len())
             .finish()
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 /// Settings of an offsets partition log: small segments so that compaction frees
