@@ -6,7 +6,7 @@ use bytes::Bytes;
 
 use super::{group_call, read_array, Request};
 use crate::group::coordinator::{GroupOp, GroupReply};
-use crate::group::state::JoinRequest;
+use crate::group::state::{JoinAnswer, JoinRequest};
 use crate::protocol::wire::{DecodeResult, Reader};
 use crate::protocol::{ErrorCode, Response};
 
@@ -49,15 +49,7 @@ pub async fn handle(req: &Request<'_>, body: &[u8]) -> DecodeResult<Response> {
     };
     let answer = match group_call(req, &group.clone(), GroupOp::Join(group, join)).await {
         Some(GroupReply::Join(a)) => a,
-        _ => crate::group::state::JoinAnswer {
-            error: ErrorCode::CoordinatorNotAvailable,
-            generation: -1,
-            protocol: None,
-            protocol_type: None,
-            leader: String::new(),
-            member_id,
-            members: Vec::new(),
-        },
+        _ => JoinAnswer::error(ErrorCode::CoordinatorNotAvailable, &member_id),
     };
     let mut r = req.response();
     if v >= 2 {

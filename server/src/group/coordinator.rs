@@ -351,15 +351,7 @@ impl Coordinator {
     }
 
     async fn join(&self, group: String, req: JoinRequest, now: i64) -> JoinAnswer {
-        let fail = |e: ErrorCode| JoinAnswer {
-            error: e,
-            generation: -1,
-            protocol: None,
-            protocol_type: None,
-            leader: String::new(),
-            member_id: req.member_id.clone(),
-            members: Vec::new(),
-        };
+        let fail = |e: ErrorCode| JoinAnswer::error(e, &req.member_id);
         if group.is_empty() {
             return fail(ErrorCode::InvalidGroupId);
         }
@@ -376,7 +368,7 @@ impl Coordinator {
             if g.state() == GroupState::Dead {
                 *g = Group::new(now);
             }
-            let out = g.join(req.clone(), now);
+            let out = g.join(req, now);
             g.check();
             out
         };
@@ -386,10 +378,9 @@ impl Coordinator {
             Outcome::Wait(id) => {
                 let (tx, rx) = local_channel::new_bounded(1);
                 self.joins.borrow_mut().insert((group, id.clone()), tx);
-                rx.recv().await.unwrap_or_else(|| JoinAnswer {
-                    member_id: id,
-                    ..fail(ErrorCode::RebalanceInProgress)
-                })
+                rx.recv()
+                    .await
+                    .unwrap_or_else(|| JoinAnswer::error(ErrorCode::RebalanceInProgress, &id))
             }
         }
     }

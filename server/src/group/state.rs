@@ -121,7 +121,8 @@ pub struct JoinAnswer {
 }
 
 impl JoinAnswer {
-    fn error(error: ErrorCode, member_id: &str) -> JoinAnswer {
+    /// An answer that carries only an error (and the member id, if any).
+    pub fn error(error: ErrorCode, member_id: &str) -> JoinAnswer {
         JoinAnswer {
             error,
             generation: -1,
