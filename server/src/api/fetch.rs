@@ -93,7 +93,6 @@ pub async fn handle(req: &Request<'_>, body: &[u8]) -> DecodeResult<Response> {
                         partition: index as u32,
                     };
                     let item = ReadItem {
-                        tp: tp.clone(),
                         offset,
                         max_bytes: (pmax.max(0) as usize).min(max_bytes.max(1)),
                     };
@@ -170,7 +169,7 @@ async fn read_all(
 ) -> Vec<ReadResult> {
     let mut out: Vec<Option<ReadResult>> = vec![None; items.len()];
     let replies = req.shard.fan_out(items.to_vec(), |part| Op::Read {
-        items: part.into_iter().map(|(_, item)| item).collect(),
+        items: part,
         budget: max_bytes,
     });
     for (indexes, reply) in replies.await {

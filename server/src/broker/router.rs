@@ -35,11 +35,9 @@ pub struct TopicPartition {
     pub partition: u32,
 }
 
-/// One partition's part of a fetch.
-#[derive(Debug, Clone)]
+/// One partition's part of a fetch (the partition travels beside it).
+#[derive(Debug, Clone, Copy)]
 pub struct ReadItem {
-    /// The partition.
-    pub tp: TopicPartition,
     /// First offset wanted.
     pub offset: i64,
     /// Byte limit for this partition (the first batch is returned whole regardless).
@@ -129,7 +127,7 @@ pub enum Op {
     /// fetch pins on a shard; the response-wide limit is applied after gathering).
     Read {
         /// Partitions to read.
-        items: Vec<ReadItem>,
+        items: Vec<(TopicPartition, ReadItem)>,
         /// Bytes after which no more partitions are read.
         budget: usize,
     },

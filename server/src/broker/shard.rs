@@ -204,11 +204,11 @@ impl Shard {
                 Op::Read { items, budget } => {
                     let mut out = Vec::with_capacity(items.len());
                     let mut used = 0;
-                    for item in items {
+                    for (tp, item) in items {
                         let res = if used >= budget {
-                            self.watermarks_only(&item.tp)
+                            self.watermarks_only(&tp)
                         } else {
-                            self.read(item).await
+                            self.read(&tp, item).await
                         };
                         used += res.batches.iter().map(|b| b.len()).sum::<usize>();
                         out.push(res);
@@ -275,8 +275,8 @@ impl Shard {
         }
     }
 
-    async fn read(&self, item: ReadItem) -> ReadResult {
-        let p = match self.partition(&item.tp) {
+    async fn read(&self, tp: &TopicPartition, item: ReadItem) -> ReadResult {
+        let p = match self.partition(tp) {
             Ok(p) => p,
             Err(e) => return ReadResult::error(e),
         };
