@@ -4,6 +4,8 @@
 //! tests. Each compares against a baseline measured in the same run where one exists.
 
 pub mod engine;
+pub mod kafka;
+pub mod load;
 
 use clap::Subcommand;
 
@@ -13,11 +15,40 @@ pub enum BenchCommand {
     /// The storage engine alone on one core, against raw O_DIRECT writes of the same
     /// disk with the same fdatasync cadence.
     Engine(engine::EngineArgs),
+    /// Producers against a Kafka-compatible broker (--bootstrap), or an embedded corelog
+    /// broker in a temporary directory: throughput and produce latency.
+    Produce(load::args::LoadArgs),
+    /// Consumers reading a topic (with --preload, data produced first): throughput.
+    Consume(load::args::LoadArgs),
+    /// Producers and consumers together: throughput, produce and end-to-end latency.
+    E2e(load::args::LoadArgs),
+    /// Restart of an embedded broker holding data: time until it serves, speed of the
+    /// first fetches.
+    Restart(load::restart::RestartArgs),
 }
 
 /// Runs a benchmark command.
 pub fn run(cmd: BenchCommand) -> Result<(), String> {
     match cmd {
         BenchCommand::Engine(args) => engine::run(args).map(|_| ()),
+        BenchCommand::Produce(args) => load_run(load::Mode::Produce, args),
+        BenchCommand::Consume(args) => load_run(load::Mode::Consume, args),
+        BenchCommand::E2e(args) => load_run(load::Mode::E2e, args),
+        BenchCommand::Restart(args) => {
+            let json = args.load.json.clone();
+            let r = load::restart::run(args)?;
+            r.print();
+            if let Some(path) = json {
+                let s = serde_json::to_string_pretty(&r).map_err(|e| format!("JSON: {e}"))?;
+                std::fs::write(&path, s + "\n").map_err(|e| format!("writing {}: {e}", path.display()))?;
+            }
+            Ok(())
+        }
     }
+}
+
+fn load_run(mode: load::Mode, args: load::args::LoadArgs) -> Result<(), String> {
+    let report = load::run(mode, args)?;
+    report.print();
+    report.write_files()
 }

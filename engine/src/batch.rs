@@ -493,8 +493,14 @@ pub struct RecordView<'a> {
 /// The records of an uncompressed batch, in order. Stops at the first record that does
 /// not parse (a compressed batch yields nothing useful: check its codec first).
 pub fn records<'a>(batch: &RecordBatch<'a>) -> impl Iterator<Item = RecordView<'a>> {
-    let mut rest = batch.records_bytes();
-    let mut left = batch.records_count().max(0);
+    records_in(batch.records_bytes(), batch.records_count())
+}
+
+/// The first `count` records encoded in `bytes` (a batch's records section, decompressed
+/// when the batch is compressed), in order; stops at the first that does not parse.
+pub fn records_in(bytes: &[u8], count: i32) -> impl Iterator<Item = RecordView<'_>> {
+    let mut rest = bytes;
+    let mut left = count.max(0);
     std::iter::from_fn(move || {
         if left == 0 {
             return None;
