@@ -681,6 +681,33 @@ async fn raw_baseline(dir: &Path, p: RawParams) -> Result<(u64, f64, Histogram<u
     Ok((total, measure.as_secs_f64(), hist))
 }
 
+/// The raw baseline alone, for the broker benchmarks: MB/s of sequential aligned
+/// O_DIRECT writes of `chunk` bytes to `files` files at once (`depth` in flight each, an
+/// fdatasync every `cadence` bytes) for `seconds` after a one-second warm-up, in a
+/// temporary directory under `dir`.
+pub fn raw_disk_mb_s(dir: &Path, files: usize, chunk: usize, depth: usize, cadence: u64, seconds: f64) -> Result<f64, String> {
+    let tmp = tempfile::Builder::new()
+        .prefix("corelog-raw-")
+        .tempdir_in(dir)
+        .map_err(|e| format!("temporary directory in {}: {e}", dir.display()))?;
+    let path = tmp.path().to_path_buf();
+    let p = RawParams {
+        files: files.max(1),
+        chunk,
+        depth: depth.max(1),
+        file_bytes: SEGMENT_BYTES_DEFAULT,
+        cadence,
+        warmup: Duration::from_secs(1),
+        measure: Duration::from_secs_f64(seconds),
+    };
+    let (bytes, secs, _) = LocalExecutorBuilder::new(Placement::Unbound)
+        .spawn(move || async move { raw_baseline(&path, p).await })
+        .map_err(|e| format!("starting an executor: {e}"))?
+        .join()
+        .map_err(|e| format!("executor: {e}"))??;
+    Ok(bytes as f64 / secs / 1e6)
+}
+
 fn print_report(r: &EngineReport) {
     let s = &r.settings;
     println!(

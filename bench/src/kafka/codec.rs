@@ -45,6 +45,33 @@ impl Enc {
         self.buf
     }
 
+    /// Takes the bytes written so far (the frame continues in a new buffer).
+    pub fn split(&mut self) -> BytesMut {
+        self.buf.split()
+    }
+
+    /// Fills in the size of a frame made of pieces: each `(prefix, data)` pair of `parts`
+    /// in order (prefixes from [`split`](Self::split), data sent as it is), then what was
+    /// written after the last split.
+    pub fn finish_parts(self, parts: Vec<(BytesMut, Bytes)>) -> Vec<Bytes> {
+        if parts.is_empty() {
+            return vec![self.finish().freeze()];
+        }
+        let total: usize = parts.iter().map(|(a, b)| a.len() + b.len()).sum::<usize>() + self.buf.len();
+        let mut out = Vec::with_capacity(parts.len() * 2 + 1);
+        for (i, (mut prefix, data)) in parts.into_iter().enumerate() {
+            if i == 0 {
+                prefix[..4].copy_from_slice(&((total - 4) as i32).to_be_bytes());
+            }
+            out.push(prefix.freeze());
+            out.push(data);
+        }
+        if !self.buf.is_empty() {
+            out.push(self.buf.freeze());
+        }
+        out
+    }
+
     /// `int8`.
     pub fn i8(&mut self, v: i8) -> &mut Enc {
         self.buf.put_i8(v);
@@ -244,6 +271,20 @@ mod tests {
         assert_eq!(&f[8..12], &42i32.to_be_bytes());
         assert_eq!(&f[12..14], &(CLIENT_ID.len() as i16).to_be_bytes());
         assert_eq!(&f[f.len() - 4..], &7i32.to_be_bytes());
+    }
+
+    #[test]
+    fn a_frame_in_parts_is_the_frame_in_one() {
+        let data = Bytes::from_static(b"0123456789");
+        let mut one = Enc::request(0, 7, 5, 0);
+        one.i32(1).bytes(Some(&data)).i32(2);
+        let one = one.finish();
+        let mut e = Enc::request(0, 7, 5, 0);
+        e.i32(1).i32(data.len() as i32);
+        let prefix = e.split();
+        e.i32(2);
+        let parts = e.finish_parts(vec![(prefix, data)]);
+        assert_eq!(parts.concat(), one.to_vec());
     }
 
     #[test]

@@ -123,13 +123,18 @@ impl Conn {
 
     /// Writes a request; the response is awaited through the returned [`Pending`].
     pub async fn send(&self, frame: BytesMut, correlation: i32) -> Result<Pending, ClientError> {
+        self.send_parts(&[frame.freeze()], correlation).await
+    }
+
+    /// [`send`](Self::send) for a frame in pieces, written back to back.
+    pub async fn send_parts(&self, frame: &[Bytes], correlation: i32) -> Result<Pending, ClientError> {
         let (tx, rx) = local_channel::new_bounded(1);
         self.write(frame, Some((correlation, tx))).await?;
         Ok(Pending { rx })
     }
 
     /// Writes a request the broker does not answer (produce with acks=0).
-    pub async fn send_only(&self, frame: BytesMut) -> Result<(), ClientError> {
+    pub async fn send_only(&self, frame: &[Bytes]) -> Result<(), ClientError> {
         self.write(frame, None).await
     }
 
@@ -140,7 +145,7 @@ impl Conn {
 
     async fn write(
         &self,
-        frame: BytesMut,
+        frame: &[Bytes],
         waiter: Option<(i32, LocalSender<Reply>)>,
     ) -> Result<(), ClientError> {
         let inner = &self.inner;
@@ -153,7 +158,13 @@ impl Conn {
             inner.waiting.borrow_mut().push_back(w);
         }
         let mut writer = inner.writer.take().expect("writers take turns");
-        let res = writer.write_all(&frame).await;
+        let mut res = Ok(());
+        for part in frame {
+            res = writer.write_all(part).await;
+            if res.is_err() {
+                break;
+            }
+        }
         inner.writer.set(Some(writer));
         if let Err(e) = res {
             let err = ClientError::new(format!("write to {}: {e}", inner.addr));

@@ -14,7 +14,7 @@
 //! in the first 8 bytes of every value of 8 bytes or more; consumers read it back to
 //! measure end-to-end latency with microsecond resolution (record timestamps are ms).
 
-use bytes::Bytes;
+use bytes::{BufMut, Bytes, BytesMut};
 use clap::ValueEnum;
 use corelog_engine::batch::{self, RecordBatch, ATTRIBUTES_OFFSET, CRC_OFFSET, HEADER_BYTES, MAGIC_V2};
 use serde::Serialize;
@@ -50,31 +50,36 @@ pub fn varint_len(v: i64) -> usize {
 }
 
 #[inline]
-fn put_varint(out: &mut Vec<u8>, v: i64) {
+fn put_varint(out: &mut impl BufMut, v: i64) {
     let mut z = ((v << 1) ^ (v >> 63)) as u64;
     while z >= 0x80 {
-        out.push((z as u8) | 0x80);
+        out.put_u8((z as u8) | 0x80);
         z >>= 7;
     }
-    out.push(z as u8);
+    out.put_u8(z as u8);
 }
 
-/// Builds one batch at a time, reusing its buffers.
+/// Builds one batch at a time. A finished batch is handed out as [`Bytes`] (sent without
+/// another copy); once the request that carried it is written and dropped, the next
+/// batch reuses the same allocation (`BytesMut::reserve` reclaims a buffer nobody else
+/// holds).
 #[derive(Debug)]
 pub struct BatchWriter {
     codec: Codec,
     /// Header then records (uncompressed), or the records alone (compressed).
-    buf: Vec<u8>,
-    out: Vec<u8>,
+    buf: BytesMut,
+    out: BytesMut,
     count: i32,
     base_ts: i64,
     max_ts: i64,
+    /// The largest batch so far, reserved up front for the next.
+    high_water: usize,
 }
 
 impl BatchWriter {
     /// A writer for `codec` batches.
     pub fn new(codec: Codec) -> BatchWriter {
-        BatchWriter { codec, buf: Vec::new(), out: Vec::new(), count: 0, base_ts: 0, max_ts: 0 }
+        BatchWriter { codec, buf: BytesMut::new(), out: BytesMut::new(), count: 0, base_ts: 0, max_ts: 0, high_water: 0 }
     }
 
     /// Records so far.
@@ -95,12 +100,14 @@ impl BatchWriter {
         self.count == 0
     }
 
-    /// Adds a record at `ts_ms` whose value is `value_len` bytes written by `fill`.
-    pub fn push(&mut self, ts_ms: i64, key: Option<&[u8]>, value_len: usize, fill: impl FnOnce(&mut [u8])) {
+    /// Adds a record at `ts_ms`; with `stamp_ns`, the value's first 8 bytes (if it has
+    /// them) are replaced by that send time.
+    pub fn push(&mut self, ts_ms: i64, key: Option<&[u8]>, value: &[u8], stamp_ns: Option<u64>) {
         if self.count == 0 {
             self.buf.clear();
+            self.buf.reserve(self.high_water.max(HEADER_BYTES + 64));
             if self.codec == Codec::None {
-                self.buf.resize(HEADER_BYTES, 0);
+                self.buf.put_bytes(0, HEADER_BYTES);
             }
             self.base_ts = ts_ms;
             self.max_ts = ts_ms;
@@ -112,23 +119,27 @@ impl BatchWriter {
             + varint_len(self.count as i64)
             + varint_len(key_len)
             + key.map_or(0, |k| k.len())
-            + varint_len(value_len as i64)
-            + value_len
+            + varint_len(value.len() as i64)
+            + value.len()
             + 1;
         self.buf.reserve(body + 5);
         put_varint(&mut self.buf, body as i64);
-        self.buf.push(0);
+        self.buf.put_u8(0);
         put_varint(&mut self.buf, ts_delta);
         put_varint(&mut self.buf, self.count as i64);
         put_varint(&mut self.buf, key_len);
         if let Some(k) = key {
-            self.buf.extend_from_slice(k);
+            self.buf.put_slice(k);
         }
-        put_varint(&mut self.buf, value_len as i64);
-        let at = self.buf.len();
-        self.buf.resize(at + value_len, 0);
-        fill(&mut self.buf[at..]);
-        self.buf.push(0); // no headers
+        put_varint(&mut self.buf, value.len() as i64);
+        match stamp_ns {
+            Some(t) if value.len() >= 8 => {
+                self.buf.put_u64(t);
+                self.buf.put_slice(&value[8..]);
+            }
+            _ => self.buf.put_slice(value),
+        }
+        self.buf.put_u8(0); // no headers
         self.count += 1;
         self.max_ts = self.max_ts.max(ts_ms);
     }
@@ -137,13 +148,14 @@ impl BatchWriter {
     ///
     /// # Panics
     /// Without a record (Kafka batches are never empty).
-    pub fn finish(&mut self) -> Result<&[u8], ClientError> {
+    pub fn finish(&mut self) -> Result<Bytes, ClientError> {
         assert!(self.count > 0, "a record batch needs a record");
         let out = match self.codec {
             Codec::None => &mut self.buf,
             codec => {
                 self.out.clear();
-                self.out.resize(HEADER_BYTES, 0);
+                self.out.reserve(HEADER_BYTES + self.buf.len() / 2);
+                self.out.put_bytes(0, HEADER_BYTES);
                 compress(codec, &self.buf, &mut self.out)?;
                 &mut self.out
             }
@@ -165,25 +177,32 @@ impl BatchWriter {
         let crc = crc32c::crc32c(&out[ATTRIBUTES_OFFSET..]);
         out[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
         self.count = 0;
-        Ok(out)
+        self.high_water = self.high_water.max(len);
+        Ok(out.split().freeze())
     }
 }
 
-fn compress(codec: Codec, records: &[u8], out: &mut Vec<u8>) -> Result<(), ClientError> {
+fn compress(codec: Codec, records: &[u8], out: &mut BytesMut) -> Result<(), ClientError> {
     use std::io::Write;
-    match codec {
-        Codec::None => out.extend_from_slice(records),
+    let mut w = std::mem::take(out).writer();
+    let res = match codec {
+        Codec::None => w.write_all(records).map_err(|e| e.to_string()),
         Codec::Lz4 => {
-            let mut enc = lz4_flex::frame::FrameEncoder::new(std::mem::take(out));
-            enc.write_all(records).map_err(|e| ClientError::new(format!("lz4: {e}")))?;
-            *out = enc.finish().map_err(|e| ClientError::new(format!("lz4: {e}")))?;
+            let mut enc = lz4_flex::frame::FrameEncoder::new(w);
+            let r = enc.write_all(records).map_err(|e| e.to_string());
+            match (r, enc.finish()) {
+                (Ok(()), Ok(inner)) => {
+                    w = inner;
+                    Ok(())
+                }
+                (Err(e), _) => return Err(ClientError::new(format!("lz4: {e}"))),
+                (_, Err(e)) => return Err(ClientError::new(format!("lz4: {e}"))),
+            }
         }
-        Codec::Zstd => {
-            zstd::stream::copy_encode(records, &mut *out, 1)
-                .map_err(|e| ClientError::new(format!("zstd: {e}")))?;
-        }
-    }
-    Ok(())
+        Codec::Zstd => zstd::stream::copy_encode(records, &mut w, 1).map_err(|e| e.to_string()),
+    };
+    *out = w.into_inner();
+    res.map_err(|e| ClientError::new(format!("{codec:?} compression: {e}")))
 }
 
 fn decompress(codec: i16, records: &[u8]) -> Result<Vec<u8>, ClientError> {
@@ -267,10 +286,8 @@ mod tests {
         let mut w = BatchWriter::new(codec);
         for i in 0..n {
             let key = (i as u64).to_be_bytes();
-            w.push(1_000 + i as i64, Some(&key), 100 + i, |v| {
-                v[..8].copy_from_slice(&(i as u64 * 7).to_be_bytes());
-                v[8..].fill(b'x');
-            });
+            let value = vec![b'x'; 100 + i];
+            w.push(1_000 + i as i64, Some(&key), &value, Some(i as u64 * 7));
         }
         w.finish().unwrap().to_vec()
     }

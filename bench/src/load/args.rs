@@ -234,6 +234,17 @@ pub struct LoadArgs {
     /// Client executor threads (default: one per allowed CPU, at most one per task).
     #[arg(long)]
     pub client_threads: Option<usize>,
+    /// After the run, measure the disk's raw O_DIRECT write bandwidth (in the embedded
+    /// broker's directory's parent, or --raw-dir) for as long, and report the ratio.
+    #[arg(long)]
+    pub raw_baseline: bool,
+    /// Directory for --raw-baseline with --bootstrap (the broker's disk).
+    #[arg(long)]
+    pub raw_dir: Option<PathBuf>,
+    /// Bytes between the raw baseline's fdatasyncs (per file; one file per partition,
+    /// 1 MiB writes, 4 in flight each).
+    #[arg(long, default_value = "4MiB", value_parser = parse_size)]
+    pub raw_cadence: u64,
     /// Write everything measured to this file as JSON.
     #[arg(long)]
     pub json: Option<PathBuf>,

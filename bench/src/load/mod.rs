@@ -423,11 +423,22 @@ pub fn run(mode: Mode, args: LoadArgs) -> Result<Report, String> {
     let threads = args.client_threads.unwrap_or_else(|| default_threads(p.producers + p.consumers));
     let p = Arc::new(p);
     let m = run_phase(p.clone(), schedule, broker_pid, threads)?;
+    let raw_dir = match (&args.raw_dir, &embedded) {
+        (Some(d), _) => Some(d.clone()),
+        (None, Some(e)) => e.data_dir().parent().map(|d| d.to_path_buf()),
+        (None, None) => None,
+    };
     if let Some(e) = embedded.as_mut() {
         e.check_alive()?;
         e.stop(false)?;
     }
-    let r = Report::new(mode, &p, &m, threads, embedded.is_some(), preloaded);
+    let mut r = Report::new(mode, &p, &m, threads, embedded.is_some(), preloaded);
+    if args.raw_baseline {
+        let dir = raw_dir.ok_or("--raw-baseline with --bootstrap needs --raw-dir on the broker's disk")?;
+        let raw = crate::engine::raw_disk_mb_s(&dir, p.partitions.len(), 1 << 20, 4, args.raw_cadence, m.seconds)?;
+        r.raw_mb_s = Some(raw);
+        r.ratio_to_raw = r.produce.as_ref().map(|f| f.batch_mb_s / raw);
+    }
     Ok(r)
 }
 

@@ -30,6 +30,8 @@ use crate::kafka::{api, partition_for_key, ClientError, Conn};
 const POOL_BYTES: usize = 1 << 20;
 /// Records made in one go at a fixed rate before the producer yields.
 const RATE_CHUNK: usize = 1024;
+/// Batches at least this large travel as their own buffers after the request prefix.
+const ZERO_COPY_FROM: usize = 16 << 10;
 
 /// A partition's open batch and the send times of its records.
 struct Open {
@@ -113,13 +115,12 @@ pub async fn run(
 
 impl Producer {
     async fn max_throughput(&mut self) -> Result<(), ClientError> {
-        let batch_bytes = self.plan.args.batch_bytes as usize;
         while self.shared.phase() < phase::STOP {
             let now = now_ns();
             loop {
                 let i = self.next_partition();
                 self.push(i, now);
-                if self.open[i].writer.len() >= batch_bytes {
+                if self.full(i) {
                     self.send(&[i]).await?;
                     if self.plan.args.keys == Keys::None {
                         self.sticky = (self.sticky + 1) % self.open.len();
@@ -135,7 +136,6 @@ impl Producer {
     async fn fixed_rate(&mut self, rate: f64) -> Result<(), ClientError> {
         let interval = 1e9 / rate;
         let linger = (self.plan.args.linger_ms * 1e6) as u64;
-        let batch_bytes = self.plan.args.batch_bytes as usize;
         let start = now_ns();
         let mut sent: u64 = 0;
         while self.shared.phase() < phase::STOP {
@@ -150,7 +150,7 @@ impl Producer {
                 self.push(i, due);
                 sent += 1;
                 made += 1;
-                if self.open[i].writer.len() >= batch_bytes {
+                if self.full(i) {
                     self.send(&[i]).await?;
                     if self.plan.args.keys == Keys::None {
                         self.sticky = (self.sticky + 1) % self.open.len();
@@ -179,6 +179,14 @@ impl Producer {
             }
         }
         Ok(())
+    }
+
+    /// True when partition index `i`'s batch has no room for another record of the
+    /// largest size: `--batch-bytes` bounds a batch (as Kafka's batch.size does), so
+    /// that batches stay within the broker's max.message.bytes.
+    fn full(&self, i: usize) -> bool {
+        let largest = self.plan.args.record_bytes.max + 8 + 24;
+        self.open[i].writer.len() + largest > self.plan.args.batch_bytes as usize
     }
 
     fn next_partition(&mut self) -> usize {
@@ -210,12 +218,7 @@ impl Producer {
         self.pool_at = (self.pool_at + 4099) % POOL_BYTES;
         let pool = &self.pool[at..at + len];
         let o = &mut self.open[i];
-        o.writer.push((t_ns / 1_000_000) as i64, key.as_ref().map(|k| &k[..]), len, |v| {
-            v.copy_from_slice(pool);
-            if len >= 8 {
-                v[..8].copy_from_slice(&t_ns.to_be_bytes());
-            }
-        });
+        o.writer.push((t_ns / 1_000_000) as i64, key.as_ref().map(|k| &k[..]), pool, Some(t_ns));
         o.payload += (len + key.map_or(0, |k| k.len())) as u64;
         if o.times.is_empty() || self.plan.rate_per_producer.is_some() {
             o.times.push(t_ns);
@@ -234,10 +237,11 @@ impl Producer {
         let acks = self.plan.args.acks.wire();
         for (addr, idx) in by_leader {
             let conn = self.conns[addr].clone();
-            let capacity: usize = idx.iter().map(|&i| self.open[i].writer.len() + 16).sum();
+            let capacity: usize = idx.iter().map(|&i| self.open[i].writer.len().min(ZERO_COPY_FROM) + 16).sum();
             let (mut e, correlation) = api::produce_request(&conn, &self.plan.topic, acks, idx.len(), capacity);
             let (mut records, mut payload, mut batch_bytes) = (0u64, 0u64, 0u64);
             let mut times = Vec::new();
+            let mut parts = Vec::new();
             for &i in &idx {
                 let o = &mut self.open[i];
                 let counted = o.writer.count() as u64;
@@ -252,9 +256,17 @@ impl Producer {
                 }
                 let b = o.writer.finish()?;
                 batch_bytes += b.len() as u64;
-                e.i32(self.plan.partitions[i]).bytes(Some(b));
+                e.i32(self.plan.partitions[i]);
+                // Small batches are copied into the frame (one write); large ones follow
+                // it as their own buffers, uncopied.
+                if b.len() < ZERO_COPY_FROM {
+                    e.bytes(Some(&b));
+                } else {
+                    e.i32(b.len() as i32);
+                    parts.push((e.split(), b));
+                }
             }
-            let frame = e.finish();
+            let frame = e.finish_parts(parts);
             let permit = self.slots.acquire_static_permit(1).await.expect("never closed");
             let fixed_rate = self.plan.rate_per_producer.is_some();
             let shared = self.shared.clone();
@@ -278,12 +290,12 @@ impl Producer {
                 }
             };
             if acks == 0 {
-                conn.send_only(frame).await?;
+                conn.send_only(&frame).await?;
                 done(now_ns());
                 drop(permit);
                 continue;
             }
-            let pending = conn.send(frame, correlation).await?;
+            let pending = conn.send_parts(&frame, correlation).await?;
             let shared = self.shared.clone();
             glommio::spawn_local(async move {
                 let _permit = permit;

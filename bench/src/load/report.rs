@@ -98,6 +98,10 @@ pub struct Report {
     pub broker_cpu_s_per_mb: Option<f64>,
     /// Client CPU over client + broker CPU.
     pub client_cpu_share: Option<f64>,
+    /// Raw O_DIRECT write MB/s measured right after the run (--raw-baseline).
+    pub raw_mb_s: Option<f64>,
+    /// Produced batch MB/s over raw MB/s.
+    pub ratio_to_raw: Option<f64>,
     /// CPUs this process may use.
     pub cpus: usize,
     /// Client executor threads.
@@ -148,6 +152,8 @@ impl Report {
             broker_cpu_s: m.broker_cpu,
             broker_cpu_s_per_mb: m.broker_cpu.filter(|_| total_mb > 0.0).map(|c| c / total_mb),
             client_cpu_share: m.client_cpu.zip(m.broker_cpu).map(|(c, b)| c / (c + b).max(1e-9)),
+            raw_mb_s: None,
+            ratio_to_raw: None,
             cpus: core_affinity::get_core_ids().map_or(1, |c| c.len()),
             client_threads: threads,
             embedded_broker: embedded,
@@ -175,6 +181,12 @@ impl Report {
             if let Some(l) = &f.latency {
                 println!("  produce ack latency: {}", lat(l));
             }
+        }
+        if let (Some(raw), Some(ratio)) = (self.raw_mb_s, self.ratio_to_raw) {
+            println!(
+                "  raw O_DIRECT baseline: {raw:.1} MB/s ({} MiB per fdatasync per file); produced batches / raw = {ratio:.3}",
+                self.settings.raw_cadence >> 20
+            );
         }
         if let Some(f) = &self.consume {
             println!("  consume: {:.0} records/s, {:.1} MB/s (batch bytes)", f.records_s, f.mb_s);

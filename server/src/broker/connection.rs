@@ -25,6 +25,8 @@ use crate::protocol::RequestHeader;
 /// Bytes read from the socket per read call while assembling a large frame: memory is
 /// committed as data arrives, not as the size prefix claims.
 const READ_CHUNK_BYTES: usize = 1 << 20;
+/// What a request frame is given before any of its bytes arrive.
+const FIRST_ALLOCATION_BYTES: usize = 4 << 20;
 
 /// Responses a connection may have outstanding (pipelined acks=all produces) before
 /// it stops reading requests.
@@ -203,7 +205,10 @@ async fn read_requests(
 }
 
 async fn read_frame(stream: &mut TcpStream, size: usize) -> Result<BytesMut, String> {
-    let mut frame = BytesMut::with_capacity(size.min(READ_CHUNK_BYTES));
+    // Room for the whole frame up to FIRST_ALLOCATION_BYTES at once (a 1 MiB batch plus
+    // its request header must not be moved by a regrowth); beyond that the buffer grows
+    // only as bytes arrive, so a claimed size alone cannot pin memory.
+    let mut frame = BytesMut::with_capacity(size.min(FIRST_ALLOCATION_BYTES));
     while frame.len() < size {
         let start = frame.len();
         let chunk = (size - start).min(READ_CHUNK_BYTES);
