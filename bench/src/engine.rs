@@ -685,7 +685,14 @@ async fn raw_baseline(dir: &Path, p: RawParams) -> Result<(u64, f64, Histogram<u
 /// O_DIRECT writes of `chunk` bytes to `files` files at once (`depth` in flight each, an
 /// fdatasync every `cadence` bytes) for `seconds` after a one-second warm-up, in a
 /// temporary directory under `dir`.
-pub fn raw_disk_mb_s(dir: &Path, files: usize, chunk: usize, depth: usize, cadence: u64, seconds: f64) -> Result<f64, String> {
+pub fn raw_disk_mb_s(
+    dir: &Path,
+    files: usize,
+    chunk: usize,
+    depth: usize,
+    cadence: u64,
+    seconds: f64,
+) -> Result<f64, String> {
     let tmp = tempfile::Builder::new()
         .prefix("corelog-raw-")
         .tempdir_in(dir)

@@ -40,7 +40,8 @@ pub fn run(cmd: BenchCommand) -> Result<(), String> {
             r.print();
             if let Some(path) = json {
                 let s = serde_json::to_string_pretty(&r).map_err(|e| format!("JSON: {e}"))?;
-                std::fs::write(&path, s + "\n").map_err(|e| format!("writing {}: {e}", path.display()))?;
+                std::fs::write(&path, s + "\n")
+                    .map_err(|e| format!("writing {}: {e}", path.display()))?;
             }
             Ok(())
         }

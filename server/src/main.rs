@@ -22,7 +22,7 @@ enum Command {
     Serve(config::ServeArgs),
     /// Benchmarks that print figures against a baseline measured in the same run.
     #[command(subcommand)]
-    Bench(corelog_bench::BenchCommand),
+    Bench(Box<corelog_bench::BenchCommand>),
 }
 
 fn main() {
@@ -36,7 +36,7 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => config::BrokerConfig::load(&args).and_then(broker::server::run),
-        Command::Bench(cmd) => corelog_bench::run(cmd),
+        Command::Bench(cmd) => corelog_bench::run(*cmd),
     };
     if let Err(e) = result {
         eprintln!("corelog: {e}");

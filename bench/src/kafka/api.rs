@@ -63,7 +63,12 @@ pub mod code {
     pub const MEMBER_ID_REQUIRED: i16 = 79;
 }
 
-async fn call(conn: &Conn, api: i16, cap: usize, body: impl FnOnce(&mut Enc)) -> Result<Dec, ClientError> {
+async fn call(
+    conn: &Conn,
+    api: i16,
+    cap: usize,
+    body: impl FnOnce(&mut Enc),
+) -> Result<Dec, ClientError> {
     let (mut e, c) = conn.request(api, version(api), cap);
     body(&mut e);
     Ok(Dec::new(conn.call(e.finish(), c).await?))
@@ -76,14 +81,17 @@ fn decoded<T>(api: &str, r: Result<T, DecodeError>) -> Result<T, ClientError> {
 /// ApiVersions v0: the version range the broker serves for each API key.
 pub async fn api_versions(conn: &Conn) -> Result<Vec<(i16, i16, i16)>, ClientError> {
     let mut d = call(conn, key::API_VERSIONS, 0, |_| {}).await?;
-    decoded("ApiVersions", (|| {
-        let err = d.i16()?;
-        if err != code::NONE {
-            return Err(DecodeError(format!("error code {err}")));
-        }
-        let n = d.count(6)?;
-        (0..n).map(|_| Ok((d.i16()?, d.i16()?, d.i16()?))).collect()
-    })())
+    decoded(
+        "ApiVersions",
+        (|| {
+            let err = d.i16()?;
+            if err != code::NONE {
+                return Err(DecodeError(format!("error code {err}")));
+            }
+            let n = d.count(6)?;
+            (0..n).map(|_| Ok((d.i16()?, d.i16()?, d.i16()?))).collect()
+        })(),
+    )
 }
 
 /// A broker from Metadata.
@@ -116,44 +124,55 @@ pub async fn metadata(
         e.bool(false).bool(false).bool(false);
     })
     .await?;
-    decoded("Metadata", (|| {
-        d.i32()?; // throttle
-        let nb = d.count(10)?;
-        let mut brokers = Vec::with_capacity(nb);
-        for _ in 0..nb {
-            let node_id = d.i32()?;
-            let host = d.string()?;
-            let port = d.i32()?;
-            d.nullable_string()?; // rack
-            brokers.push(BrokerInfo { node_id, host, port });
-        }
-        d.nullable_string()?; // cluster id
-        d.i32()?; // controller
-        let nt = d.count(9)?;
-        let mut out = Vec::with_capacity(nt);
-        for _ in 0..nt {
-            let error_code = d.i16()?;
-            let name = d.string()?;
-            d.bool()?; // internal
-            let np = d.count(26)?;
-            let mut partitions = Vec::with_capacity(np);
-            for _ in 0..np {
-                let err = d.i16()?;
-                let p = d.i32()?;
-                let leader = d.i32()?;
-                d.i32()?; // leader epoch
-                for _ in 0..3 {
-                    let n = d.count(4)?; // replicas, isr, offline
-                    d.skip(n * 4)?;
-                }
-                partitions.push((p, err, leader));
+    decoded(
+        "Metadata",
+        (|| {
+            d.i32()?; // throttle
+            let nb = d.count(10)?;
+            let mut brokers = Vec::with_capacity(nb);
+            for _ in 0..nb {
+                let node_id = d.i32()?;
+                let host = d.string()?;
+                let port = d.i32()?;
+                d.nullable_string()?; // rack
+                brokers.push(BrokerInfo {
+                    node_id,
+                    host,
+                    port,
+                });
             }
-            d.i32()?; // topic authorized operations
-            partitions.sort_unstable();
-            out.push(TopicInfo { error_code, name, partitions });
-        }
-        Ok((brokers, out))
-    })())
+            d.nullable_string()?; // cluster id
+            d.i32()?; // controller
+            let nt = d.count(9)?;
+            let mut out = Vec::with_capacity(nt);
+            for _ in 0..nt {
+                let error_code = d.i16()?;
+                let name = d.string()?;
+                d.bool()?; // internal
+                let np = d.count(26)?;
+                let mut partitions = Vec::with_capacity(np);
+                for _ in 0..np {
+                    let err = d.i16()?;
+                    let p = d.i32()?;
+                    let leader = d.i32()?;
+                    d.i32()?; // leader epoch
+                    for _ in 0..3 {
+                        let n = d.count(4)?; // replicas, isr, offline
+                        d.skip(n * 4)?;
+                    }
+                    partitions.push((p, err, leader));
+                }
+                d.i32()?; // topic authorized operations
+                partitions.sort_unstable();
+                out.push(TopicInfo {
+                    error_code,
+                    name,
+                    partitions,
+                });
+            }
+            Ok((brokers, out))
+        })(),
+    )
 }
 
 /// CreateTopics v4 for one topic; TOPIC_ALREADY_EXISTS counts as success (`false`).
@@ -172,14 +191,19 @@ pub async fn create_topic(
         e.i32(30_000).bool(false);
     })
     .await?;
-    let (err, msg) = decoded("CreateTopics", (|| {
-        d.i32()?;
-        if d.count(8)? != 1 {
-            return Err(DecodeError("one topic asked, another count answered".into()));
-        }
-        d.string()?;
-        Ok((d.i16()?, d.nullable_string()?))
-    })())?;
+    let (err, msg) = decoded(
+        "CreateTopics",
+        (|| {
+            d.i32()?;
+            if d.count(8)? != 1 {
+                return Err(DecodeError(
+                    "one topic asked, another count answered".into(),
+                ));
+            }
+            d.string()?;
+            Ok((d.i16()?, d.nullable_string()?))
+        })(),
+    )?;
     match err {
         code::NONE => Ok(true),
         code::TOPIC_ALREADY_EXISTS => Ok(false),
@@ -195,30 +219,37 @@ pub async fn list_offsets(
     timestamp: i64,
 ) -> Result<Vec<(i32, i64)>, ClientError> {
     let mut d = call(conn, key::LIST_OFFSETS, 64 + partitions.len() * 16, |e| {
-        e.i32(-1).i8(0).count(1).string(topic).count(partitions.len());
+        e.i32(-1)
+            .i8(0)
+            .count(1)
+            .string(topic)
+            .count(partitions.len());
         for p in partitions {
             e.i32(*p).i32(-1).i64(timestamp);
         }
     })
     .await?;
-    let rows = decoded("ListOffsets", (|| {
-        d.i32()?;
-        let nt = d.count(6)?;
-        let mut out = Vec::new();
-        for _ in 0..nt {
-            d.string()?;
-            let np = d.count(26)?;
-            for _ in 0..np {
-                let p = d.i32()?;
-                let err = d.i16()?;
-                d.i64()?;
-                let off = d.i64()?;
-                d.i32()?;
-                out.push((p, err, off));
+    let rows = decoded(
+        "ListOffsets",
+        (|| {
+            d.i32()?;
+            let nt = d.count(6)?;
+            let mut out = Vec::new();
+            for _ in 0..nt {
+                d.string()?;
+                let np = d.count(26)?;
+                for _ in 0..np {
+                    let p = d.i32()?;
+                    let err = d.i16()?;
+                    d.i64()?;
+                    let off = d.i64()?;
+                    d.i32()?;
+                    out.push((p, err, off));
+                }
             }
-        }
-        Ok(out)
-    })())?;
+            Ok(out)
+        })(),
+    )?;
     rows.into_iter()
         .map(|(p, err, off)| match err {
             code::NONE => Ok((p, off)),
@@ -229,8 +260,18 @@ pub async fn list_offsets(
 
 /// Starts a Produce v7 request for one topic with `partitions` partitions; the caller
 /// adds `partition_index i32 | records bytes` for each and finishes the frame.
-pub fn produce_request(conn: &Conn, topic: &str, acks: i16, partitions: usize, capacity: usize) -> (Enc, i32) {
-    let (mut e, c) = conn.request(key::PRODUCE, version(key::PRODUCE), capacity + topic.len() + 32);
+pub fn produce_request(
+    conn: &Conn,
+    topic: &str,
+    acks: i16,
+    partitions: usize,
+    capacity: usize,
+) -> (Enc, i32) {
+    let (mut e, c) = conn.request(
+        key::PRODUCE,
+        version(key::PRODUCE),
+        capacity + topic.len() + 32,
+    );
     e.nullable_string(None).i16(acks).i32(30_000);
     e.count(1).string(topic).count(partitions);
     (e, c)
@@ -239,23 +280,26 @@ pub fn produce_request(conn: &Conn, topic: &str, acks: i16, partitions: usize, c
 /// Reads a Produce v7 response: the first error code that is not NONE, if any.
 pub fn produce_response(body: Bytes) -> Result<Option<i16>, ClientError> {
     let mut d = Dec::new(body);
-    decoded("Produce", (|| {
-        let nt = d.count(6)?;
-        let mut first_err = None;
-        for _ in 0..nt {
-            d.string()?;
-            let np = d.count(30)?;
-            for _ in 0..np {
-                d.i32()?;
-                let err = d.i16()?;
-                d.skip(24)?;
-                if err != code::NONE && first_err.is_none() {
-                    first_err = Some(err);
+    decoded(
+        "Produce",
+        (|| {
+            let nt = d.count(6)?;
+            let mut first_err = None;
+            for _ in 0..nt {
+                d.string()?;
+                let np = d.count(30)?;
+                for _ in 0..np {
+                    d.i32()?;
+                    let err = d.i16()?;
+                    d.skip(24)?;
+                    if err != code::NONE && first_err.is_none() {
+                        first_err = Some(err);
+                    }
                 }
             }
-        }
-        Ok(first_err)
-    })())
+            Ok(first_err)
+        })(),
+    )
 }
 
 /// One partition of a Fetch response.
@@ -278,7 +322,13 @@ pub fn fetch_request(
     max_bytes: i32,
 ) -> (BytesMut, i32) {
     let (mut e, c) = conn.request(key::FETCH, version(key::FETCH), 64 + positions.len() * 28);
-    e.i32(-1).i32(max_wait_ms).i32(1).i32(max_bytes).i8(0).i32(0).i32(-1);
+    e.i32(-1)
+        .i32(max_wait_ms)
+        .i32(1)
+        .i32(max_bytes)
+        .i8(0)
+        .i32(0)
+        .i32(-1);
     e.count(1).string(topic).count(positions.len());
     for (p, off) in positions {
         e.i32(*p).i32(-1).i64(*off).i64(-1).i32(partition_max_bytes);
@@ -290,30 +340,38 @@ pub fn fetch_request(
 /// Reads a Fetch v11 response.
 pub fn fetch_response(body: Bytes) -> Result<Vec<FetchedPartition>, ClientError> {
     let mut d = Dec::new(body);
-    let (err, parts) = decoded("Fetch", (|| {
-        d.i32()?;
-        let err = d.i16()?;
-        d.i32()?;
-        let nt = d.count(6)?;
-        let mut out = Vec::new();
-        for _ in 0..nt {
-            d.string()?;
-            let np = d.count(42)?;
-            for _ in 0..np {
-                let partition = d.i32()?;
-                let error_code = d.i16()?;
-                let high_watermark = d.i64()?;
-                d.i64()?;
-                d.i64()?;
-                let aborted = d.count(16)?;
-                d.skip(aborted * 16)?;
-                d.i32()?;
-                let records = d.nullable_bytes()?.unwrap_or_default();
-                out.push(FetchedPartition { partition, error_code, high_watermark, records });
+    let (err, parts) = decoded(
+        "Fetch",
+        (|| {
+            d.i32()?;
+            let err = d.i16()?;
+            d.i32()?;
+            let nt = d.count(6)?;
+            let mut out = Vec::new();
+            for _ in 0..nt {
+                d.string()?;
+                let np = d.count(42)?;
+                for _ in 0..np {
+                    let partition = d.i32()?;
+                    let error_code = d.i16()?;
+                    let high_watermark = d.i64()?;
+                    d.i64()?;
+                    d.i64()?;
+                    let aborted = d.count(16)?;
+                    d.skip(aborted * 16)?;
+                    d.i32()?;
+                    let records = d.nullable_bytes()?.unwrap_or_default();
+                    out.push(FetchedPartition {
+                        partition,
+                        error_code,
+                        high_watermark,
+                        records,
+                    });
+                }
             }
-        }
-        Ok((err, out))
-    })())?;
+            Ok((err, out))
+        })(),
+    )?;
     if err != code::NONE {
         return Err(ClientError::kafka("Fetch", err, None));
     }
@@ -321,20 +379,30 @@ pub fn fetch_response(body: Bytes) -> Result<Vec<FetchedPartition>, ClientError>
 }
 
 /// FindCoordinator v2 for a group: the coordinator's address.
-pub async fn find_coordinator(conn: &Conn, group: &str) -> Result<Result<String, i16>, ClientError> {
+pub async fn find_coordinator(
+    conn: &Conn,
+    group: &str,
+) -> Result<Result<String, i16>, ClientError> {
     let mut d = call(conn, key::FIND_COORDINATOR, 32, |e| {
         e.string(group).i8(0);
     })
     .await?;
-    decoded("FindCoordinator", (|| {
-        d.i32()?;
-        let err = d.i16()?;
-        d.nullable_string()?;
-        d.i32()?;
-        let host = d.string()?;
-        let port = d.i32()?;
-        Ok(if err == code::NONE { Ok(format!("{host}:{port}")) } else { Err(err) })
-    })())
+    decoded(
+        "FindCoordinator",
+        (|| {
+            d.i32()?;
+            let err = d.i16()?;
+            d.nullable_string()?;
+            d.i32()?;
+            let host = d.string()?;
+            let port = d.i32()?;
+            Ok(if err == code::NONE {
+                Ok(format!("{host}:{port}"))
+            } else {
+                Err(err)
+            })
+        })(),
+    )
 }
 
 /// A JoinGroup v5 answer.
@@ -357,27 +425,38 @@ pub async fn join_group(
     subscription: &[u8],
 ) -> Result<Joined, ClientError> {
     let mut d = call(conn, key::JOIN_GROUP, 128 + subscription.len(), |e| {
-        e.string(group).i32(session_timeout_ms).i32(session_timeout_ms);
+        e.string(group)
+            .i32(session_timeout_ms)
+            .i32(session_timeout_ms);
         e.string(member_id).nullable_string(None).string("consumer");
         e.count(1).string("range").bytes(Some(subscription));
     })
     .await?;
-    decoded("JoinGroup", (|| {
-        d.i32()?;
-        let error_code = d.i16()?;
-        let generation = d.i32()?;
-        d.string()?; // protocol name
-        let leader = d.string()?;
-        let member_id = d.string()?;
-        let n = d.count(8)?;
-        let mut members = Vec::with_capacity(n);
-        for _ in 0..n {
-            let id = d.string()?;
-            d.nullable_string()?;
-            members.push((id, d.nullable_bytes()?.unwrap_or_default()));
-        }
-        Ok(Joined { error_code, generation, leader, member_id, members })
-    })())
+    decoded(
+        "JoinGroup",
+        (|| {
+            d.i32()?;
+            let error_code = d.i16()?;
+            let generation = d.i32()?;
+            d.string()?; // protocol name
+            let leader = d.string()?;
+            let member_id = d.string()?;
+            let n = d.count(8)?;
+            let mut members = Vec::with_capacity(n);
+            for _ in 0..n {
+                let id = d.string()?;
+                d.nullable_string()?;
+                members.push((id, d.nullable_bytes()?.unwrap_or_default()));
+            }
+            Ok(Joined {
+                error_code,
+                generation,
+                leader,
+                member_id,
+                members,
+            })
+        })(),
+    )
 }
 
 /// SyncGroup v3: the leader passes every member's assignment; everyone gets their own.
@@ -389,35 +468,55 @@ pub async fn sync_group(
     assignments: &[(String, Vec<u8>)],
 ) -> Result<(i16, Bytes), ClientError> {
     let mut d = call(conn, key::SYNC_GROUP, 128, |e| {
-        e.string(group).i32(generation).string(member_id).nullable_string(None);
+        e.string(group)
+            .i32(generation)
+            .string(member_id)
+            .nullable_string(None);
         e.count(assignments.len());
         for (m, a) in assignments {
             e.string(m).bytes(Some(a));
         }
     })
     .await?;
-    decoded("SyncGroup", (|| {
-        d.i32()?;
-        Ok((d.i16()?, d.nullable_bytes()?.unwrap_or_default()))
-    })())
+    decoded(
+        "SyncGroup",
+        (|| {
+            d.i32()?;
+            Ok((d.i16()?, d.nullable_bytes()?.unwrap_or_default()))
+        })(),
+    )
 }
 
 /// Heartbeat v3: the error code.
-pub async fn heartbeat(conn: &Conn, group: &str, generation: i32, member_id: &str) -> Result<i16, ClientError> {
+pub async fn heartbeat(
+    conn: &Conn,
+    group: &str,
+    generation: i32,
+    member_id: &str,
+) -> Result<i16, ClientError> {
     let mut d = call(conn, key::HEARTBEAT, 64, |e| {
-        e.string(group).i32(generation).string(member_id).nullable_string(None);
+        e.string(group)
+            .i32(generation)
+            .string(member_id)
+            .nullable_string(None);
     })
     .await?;
-    decoded("Heartbeat", (|| {
-        d.i32()?;
-        d.i16()
-    })())
+    decoded(
+        "Heartbeat",
+        (|| {
+            d.i32()?;
+            d.i16()
+        })(),
+    )
 }
 
 /// LeaveGroup v3 for one member.
 pub async fn leave_group(conn: &Conn, group: &str, member_id: &str) -> Result<(), ClientError> {
     call(conn, key::LEAVE_GROUP, 64, |e| {
-        e.string(group).count(1).string(member_id).nullable_string(None);
+        e.string(group)
+            .count(1)
+            .string(member_id)
+            .nullable_string(None);
     })
     .await
     .map(|_| ())
@@ -433,30 +532,36 @@ pub async fn offset_commit(
     offsets: &[(i32, i64)],
 ) -> Result<Option<i16>, ClientError> {
     let mut d = call(conn, key::OFFSET_COMMIT, 64 + offsets.len() * 20, |e| {
-        e.string(group).i32(generation).string(member_id).nullable_string(None);
+        e.string(group)
+            .i32(generation)
+            .string(member_id)
+            .nullable_string(None);
         e.count(1).string(topic).count(offsets.len());
         for (p, off) in offsets {
             e.i32(*p).i64(*off).i32(-1).nullable_string(None);
         }
     })
     .await?;
-    decoded("OffsetCommit", (|| {
-        d.i32()?;
-        let nt = d.count(6)?;
-        let mut first = None;
-        for _ in 0..nt {
-            d.string()?;
-            let np = d.count(6)?;
-            for _ in 0..np {
-                d.i32()?;
-                let err = d.i16()?;
-                if err != code::NONE && first.is_none() {
-                    first = Some(err);
+    decoded(
+        "OffsetCommit",
+        (|| {
+            d.i32()?;
+            let nt = d.count(6)?;
+            let mut first = None;
+            for _ in 0..nt {
+                d.string()?;
+                let np = d.count(6)?;
+                for _ in 0..np {
+                    d.i32()?;
+                    let err = d.i16()?;
+                    if err != code::NONE && first.is_none() {
+                        first = Some(err);
+                    }
                 }
             }
-        }
-        Ok(first)
-    })())
+            Ok(first)
+        })(),
+    )
 }
 
 /// OffsetFetch v5: the committed offset of each partition (-1 when none).
@@ -467,30 +572,36 @@ pub async fn offset_fetch(
     partitions: &[i32],
 ) -> Result<Vec<(i32, i64)>, ClientError> {
     let mut d = call(conn, key::OFFSET_FETCH, 64 + partitions.len() * 4, |e| {
-        e.string(group).count(1).string(topic).count(partitions.len());
+        e.string(group)
+            .count(1)
+            .string(topic)
+            .count(partitions.len());
         for p in partitions {
             e.i32(*p);
         }
     })
     .await?;
-    let (rows, err) = decoded("OffsetFetch", (|| {
-        d.i32()?;
-        let nt = d.count(6)?;
-        let mut out = Vec::new();
-        for _ in 0..nt {
-            d.string()?;
-            let np = d.count(20)?;
-            for _ in 0..np {
-                let p = d.i32()?;
-                let off = d.i64()?;
-                d.i32()?;
-                d.nullable_string()?;
-                let err = d.i16()?;
-                out.push((p, off, err));
+    let (rows, err) = decoded(
+        "OffsetFetch",
+        (|| {
+            d.i32()?;
+            let nt = d.count(6)?;
+            let mut out = Vec::new();
+            for _ in 0..nt {
+                d.string()?;
+                let np = d.count(20)?;
+                for _ in 0..np {
+                    let p = d.i32()?;
+                    let off = d.i64()?;
+                    d.i32()?;
+                    d.nullable_string()?;
+                    let err = d.i16()?;
+                    out.push((p, off, err));
+                }
             }
-        }
-        Ok((out, d.i16()?))
-    })())?;
+            Ok((out, d.i16()?))
+        })(),
+    )?;
     if err != code::NONE {
         return Err(ClientError::kafka("OffsetFetch", err, None));
     }

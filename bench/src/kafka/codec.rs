@@ -57,7 +57,8 @@ impl Enc {
         if parts.is_empty() {
             return vec![self.finish().freeze()];
         }
-        let total: usize = parts.iter().map(|(a, b)| a.len() + b.len()).sum::<usize>() + self.buf.len();
+        let total: usize =
+            parts.iter().map(|(a, b)| a.len() + b.len()).sum::<usize>() + self.buf.len();
         let mut out = Vec::with_capacity(parts.len() * 2 + 1);
         for (i, (mut prefix, data)) in parts.into_iter().enumerate() {
             if i == 0 {
@@ -266,7 +267,10 @@ mod tests {
         let mut e = Enc::request(3, 8, 42, 0);
         e.i32(7);
         let f = e.finish();
-        assert_eq!(i32::from_be_bytes(f[..4].try_into().unwrap()) as usize, f.len() - 4);
+        assert_eq!(
+            i32::from_be_bytes(f[..4].try_into().unwrap()) as usize,
+            f.len() - 4
+        );
         assert_eq!(&f[4..8], &[0, 3, 0, 8]);
         assert_eq!(&f[8..12], &42i32.to_be_bytes());
         assert_eq!(&f[12..14], &(CLIENT_ID.len() as i16).to_be_bytes());

@@ -40,7 +40,9 @@ pub struct Conn {
 
 impl std::fmt::Debug for Conn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Conn").field("addr", &self.inner.addr).finish()
+        f.debug_struct("Conn")
+            .field("addr", &self.inner.addr)
+            .finish()
     }
 }
 
@@ -127,7 +129,11 @@ impl Conn {
     }
 
     /// [`send`](Self::send) for a frame in pieces, written back to back.
-    pub async fn send_parts(&self, frame: &[Bytes], correlation: i32) -> Result<Pending, ClientError> {
+    pub async fn send_parts(
+        &self,
+        frame: &[Bytes],
+        correlation: i32,
+    ) -> Result<Pending, ClientError> {
         let (tx, rx) = local_channel::new_bounded(1);
         self.write(frame, Some((correlation, tx))).await?;
         Ok(Pending { rx })
@@ -149,7 +155,11 @@ impl Conn {
         waiter: Option<(i32, LocalSender<Reply>)>,
     ) -> Result<(), ClientError> {
         let inner = &self.inner;
-        let _turn = inner.write_turn.acquire_permit(1).await.expect("never closed");
+        let _turn = inner
+            .write_turn
+            .acquire_permit(1)
+            .await
+            .expect("never closed");
         if let Some(e) = inner.broken.borrow().as_ref() {
             return Err(e.clone());
         }
@@ -184,9 +194,7 @@ impl Inner {
     }
 }
 
-async fn read_frame(
-    reader: &mut BufReader<ReadHalf<TcpStream>>,
-) -> Result<Bytes, ClientError> {
+async fn read_frame(reader: &mut BufReader<ReadHalf<TcpStream>>) -> Result<Bytes, ClientError> {
     let mut size = [0u8; 4];
     reader
         .read_exact(&mut size)

@@ -99,19 +99,32 @@ pub fn range_assign(members: &[String], partitions: &[i32]) -> Vec<(String, Vec<
 
 impl Member {
     /// Finds the group's coordinator (asking `bootstrap`) and joins.
-    pub async fn join(bootstrap: &Conn, group: &str, topic: &str, all: &[i32]) -> Result<Member, ClientError> {
+    pub async fn join(
+        bootstrap: &Conn,
+        group: &str,
+        topic: &str,
+        all: &[i32],
+    ) -> Result<Member, ClientError> {
         let mut tries = 0;
         let addr = loop {
             match api::find_coordinator(bootstrap, group).await? {
                 Ok(a) => break a,
-                Err(c) if tries < 100 && (c == code::COORDINATOR_NOT_AVAILABLE || c == code::COORDINATOR_LOAD_IN_PROGRESS) => {
+                Err(c)
+                    if tries < 100
+                        && (c == code::COORDINATOR_NOT_AVAILABLE
+                            || c == code::COORDINATOR_LOAD_IN_PROGRESS) =>
+                {
                     tries += 1;
                     glommio::timer::sleep(Duration::from_millis(100)).await;
                 }
                 Err(c) => return Err(ClientError::kafka("FindCoordinator", c, None)),
             }
         };
-        let coordinator = if addr == bootstrap.addr() { bootstrap.clone() } else { Conn::connect(&addr).await? };
+        let coordinator = if addr == bootstrap.addr() {
+            bootstrap.clone()
+        } else {
+            Conn::connect(&addr).await?
+        };
         let mut m = Member {
             coordinator,
             group: group.to_string(),
@@ -128,7 +141,14 @@ impl Member {
     pub async fn rejoin(&mut self, all: &[i32]) -> Result<(), ClientError> {
         let sub = subscription(&self.topic);
         for _ in 0..100 {
-            let j = api::join_group(&self.coordinator, &self.group, &self.member_id, SESSION_TIMEOUT_MS, &sub).await?;
+            let j = api::join_group(
+                &self.coordinator,
+                &self.group,
+                &self.member_id,
+                SESSION_TIMEOUT_MS,
+                &sub,
+            )
+            .await?;
             match j.error_code {
                 code::NONE => {}
                 code::MEMBER_ID_REQUIRED => {
@@ -153,7 +173,14 @@ impl Member {
             } else {
                 Vec::new()
             };
-            let (err, mine) = api::sync_group(&self.coordinator, &self.group, self.generation, &self.member_id, &plan).await?;
+            let (err, mine) = api::sync_group(
+                &self.coordinator,
+                &self.group,
+                self.generation,
+                &self.member_id,
+                &plan,
+            )
+            .await?;
             match err {
                 code::NONE => {
                     self.partitions = read_assignment(mine, &self.topic)?;
@@ -167,7 +194,10 @@ impl Member {
                 c => return Err(ClientError::kafka("SyncGroup", c, None)),
             }
         }
-        Err(ClientError::new(format!("group {}: no stable assignment after 100 joins", self.group)))
+        Err(ClientError::new(format!(
+            "group {}: no stable assignment after 100 joins",
+            self.group
+        )))
     }
 
     /// The partitions assigned in the current generation.
@@ -182,9 +212,18 @@ impl Member {
 
     /// Heartbeats; `true` when the group is rebalancing and the member must rejoin.
     pub async fn heartbeat(&self) -> Result<bool, ClientError> {
-        match api::heartbeat(&self.coordinator, &self.group, self.generation, &self.member_id).await? {
+        match api::heartbeat(
+            &self.coordinator,
+            &self.group,
+            self.generation,
+            &self.member_id,
+        )
+        .await?
+        {
             code::NONE => Ok(false),
-            code::REBALANCE_IN_PROGRESS | code::ILLEGAL_GENERATION | code::UNKNOWN_MEMBER_ID => Ok(true),
+            code::REBALANCE_IN_PROGRESS | code::ILLEGAL_GENERATION | code::UNKNOWN_MEMBER_ID => {
+                Ok(true)
+            }
             c => Err(ClientError::kafka("Heartbeat", c, None)),
         }
     }
@@ -197,8 +236,20 @@ impl Member {
     /// Commits `(partition, next offset)` pairs; a commit refused because the group is
     /// rebalancing is not an error (the positions are committed again after the rejoin).
     pub async fn commit(&self, offsets: &[(i32, i64)]) -> Result<(), ClientError> {
-        match api::offset_commit(&self.coordinator, &self.group, self.generation, &self.member_id, &self.topic, offsets).await? {
-            None | Some(code::REBALANCE_IN_PROGRESS) | Some(code::ILLEGAL_GENERATION) | Some(code::UNKNOWN_MEMBER_ID) => Ok(()),
+        match api::offset_commit(
+            &self.coordinator,
+            &self.group,
+            self.generation,
+            &self.member_id,
+            &self.topic,
+            offsets,
+        )
+        .await?
+        {
+            None
+            | Some(code::REBALANCE_IN_PROGRESS)
+            | Some(code::ILLEGAL_GENERATION)
+            | Some(code::UNKNOWN_MEMBER_ID) => Ok(()),
             Some(c) => Err(ClientError::kafka("OffsetCommit", c, None)),
         }
     }
@@ -232,7 +283,10 @@ mod tests {
     fn assignments_round_trip() {
         let b = assignment("t", &[3, 1]);
         assert_eq!(read_assignment(Bytes::from(b), "t").unwrap(), vec![3, 1]);
-        assert_eq!(read_assignment(Bytes::new(), "t").unwrap(), Vec::<i32>::new());
+        assert_eq!(
+            read_assignment(Bytes::new(), "t").unwrap(),
+            Vec::<i32>::new()
+        );
         assert!(read_assignment(Bytes::from_static(&[0, 0, 0, 0, 0, 9]), "t").is_err());
     }
 }

@@ -16,7 +16,9 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 use clap::ValueEnum;
-use corelog_engine::batch::{self, RecordBatch, ATTRIBUTES_OFFSET, CRC_OFFSET, HEADER_BYTES, MAGIC_V2};
+use corelog_engine::batch::{
+    self, RecordBatch, ATTRIBUTES_OFFSET, CRC_OFFSET, HEADER_BYTES, MAGIC_V2,
+};
 use serde::Serialize;
 
 use super::ClientError;
@@ -79,7 +81,15 @@ pub struct BatchWriter {
 impl BatchWriter {
     /// A writer for `codec` batches.
     pub fn new(codec: Codec) -> BatchWriter {
-        BatchWriter { codec, buf: BytesMut::new(), out: BytesMut::new(), count: 0, base_ts: 0, max_ts: 0, high_water: 0 }
+        BatchWriter {
+            codec,
+            buf: BytesMut::new(),
+            out: BytesMut::new(),
+            count: 0,
+            base_ts: 0,
+            max_ts: 0,
+            high_water: 0,
+        }
     }
 
     /// Records so far.
@@ -218,7 +228,11 @@ fn decompress(codec: i16, records: &[u8]) -> Result<Vec<u8>, ClientError> {
             zstd::stream::copy_decode(records, &mut out)
                 .map_err(|e| ClientError::new(format!("zstd: {e}")))?;
         }
-        c => return Err(ClientError::new(format!("compression codec {c} is not supported"))),
+        c => {
+            return Err(ClientError::new(format!(
+                "compression codec {c} is not supported"
+            )))
+        }
     }
     Ok(out)
 }
@@ -242,7 +256,10 @@ pub fn deliver(
     offset: i64,
     mut send_times: Option<&mut dyn FnMut(u64)>,
 ) -> Result<Delivered, ClientError> {
-    let mut d = Delivered { next_offset: offset, ..Delivered::default() };
+    let mut d = Delivered {
+        next_offset: offset,
+        ..Delivered::default()
+    };
     let mut pos = 0;
     while let Some(b) = records.get(pos..).and_then(RecordBatch::from_prefix) {
         pos += b.len();
@@ -304,8 +321,16 @@ mod tests {
             assert_eq!(b.max_timestamp(), 1_049);
             assert_eq!(b.attributes(), codec.attribute());
             let mut seen = Vec::new();
-            let got = deliver(&Bytes::from(bytes.clone()), 10, Some(&mut |t| seen.push(t))).unwrap();
-            assert_eq!(got, Delivered { records: 40, bytes: bytes.len() as u64, next_offset: 50 });
+            let got =
+                deliver(&Bytes::from(bytes.clone()), 10, Some(&mut |t| seen.push(t))).unwrap();
+            assert_eq!(
+                got,
+                Delivered {
+                    records: 40,
+                    bytes: bytes.len() as u64,
+                    next_offset: 50
+                }
+            );
             assert_eq!(seen, (10..50).map(|i| i * 7).collect::<Vec<u64>>());
         }
     }
@@ -327,12 +352,31 @@ mod tests {
         let whole = bytes.len();
         bytes.extend_from_slice(&build(Codec::None, 4)[..30]);
         let got = deliver(&Bytes::from(bytes), 0, None).unwrap();
-        assert_eq!(got, Delivered { records: 4, bytes: whole as u64, next_offset: 4 });
+        assert_eq!(
+            got,
+            Delivered {
+                records: 4,
+                bytes: whole as u64,
+                next_offset: 4
+            }
+        );
     }
 
     #[test]
     fn varint_lengths() {
-        for v in [0i64, 1, -1, 63, 64, -64, -65, 8191, 8192, i32::MAX as i64, i64::MIN] {
+        for v in [
+            0i64,
+            1,
+            -1,
+            63,
+            64,
+            -64,
+            -65,
+            8191,
+            8192,
+            i32::MAX as i64,
+            i64::MIN,
+        ] {
             let mut o = Vec::new();
             put_varint(&mut o, v);
             assert_eq!(o.len(), varint_len(v), "{v}");

@@ -63,7 +63,9 @@ pub enum StartAt {
 /// ten; `KiB`, `MiB`, `GiB` powers of two).
 pub fn parse_size(s: &str) -> Result<u64, String> {
     let s = s.trim();
-    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
     let n: f64 = num.parse().map_err(|_| format!("not a size: {s:?}"))?;
     let mult = match unit.trim() {
@@ -105,9 +107,14 @@ pub fn parse_size_range(s: &str) -> Result<SizeRange, String> {
         }
     };
     if min > max || max > 16 << 20 {
-        return Err(format!("record size range {s:?} must be min..max with max <= 16 MiB"));
+        return Err(format!(
+            "record size range {s:?} must be min..max with max <= 16 MiB"
+        ));
     }
-    Ok(SizeRange { min: min as usize, max: max as usize })
+    Ok(SizeRange {
+        min: min as usize,
+        max: max as usize,
+    })
 }
 
 /// A target rate: records/s, or payload bytes/s.
@@ -125,7 +132,10 @@ pub fn parse_rate(s: &str) -> Result<Rate, String> {
     let r = if let Some(b) = s.strip_suffix("/s") {
         Rate::BytesPerSec(parse_size(b)? as f64)
     } else {
-        Rate::RecordsPerSec(s.parse::<f64>().map_err(|_| format!("not a rate: {s:?} (records/s, or bytes like 200MB/s)"))?)
+        Rate::RecordsPerSec(
+            s.parse::<f64>()
+                .map_err(|_| format!("not a rate: {s:?} (records/s, or bytes like 200MB/s)"))?,
+        )
     };
     match r {
         Rate::RecordsPerSec(x) | Rate::BytesPerSec(x) if x > 0.0 => Ok(r),
@@ -267,8 +277,20 @@ mod tests {
         assert_eq!(parse_size("4GiB"), Ok(4 << 30));
         assert_eq!(parse_size("100"), Ok(100));
         assert!(parse_size("1XB").is_err());
-        assert_eq!(parse_size_range("100..2000"), Ok(SizeRange { min: 100, max: 2000 }));
-        assert_eq!(parse_size_range("1KiB"), Ok(SizeRange { min: 1024, max: 1024 }));
+        assert_eq!(
+            parse_size_range("100..2000"),
+            Ok(SizeRange {
+                min: 100,
+                max: 2000
+            })
+        );
+        assert_eq!(
+            parse_size_range("1KiB"),
+            Ok(SizeRange {
+                min: 1024,
+                max: 1024
+            })
+        );
         assert!(parse_size_range("9..3").is_err());
         assert_eq!(parse_rate("200MB/s"), Ok(Rate::BytesPerSec(200e6)));
         assert_eq!(parse_rate("5000"), Ok(Rate::RecordsPerSec(5000.0)));

@@ -20,13 +20,19 @@ pub struct EmbeddedBroker {
 
 fn free_port() -> Result<u16, String> {
     let l = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("finding a free port: {e}"))?;
-    l.local_addr().map(|a| a.port()).map_err(|e| format!("finding a free port: {e}"))
+    l.local_addr()
+        .map(|a| a.port())
+        .map_err(|e| format!("finding a free port: {e}"))
 }
 
 impl EmbeddedBroker {
     /// Starts a broker with `shards` (its default when `None`) and `extra` serve
     /// arguments, in `data_dir` or a new temporary directory.
-    pub fn start(shards: Option<usize>, data_dir: Option<&Path>, extra: &[String]) -> Result<EmbeddedBroker, String> {
+    pub fn start(
+        shards: Option<usize>,
+        data_dir: Option<&Path>,
+        extra: &[String],
+    ) -> Result<EmbeddedBroker, String> {
         let (temp, dir) = match data_dir {
             Some(d) => (None, d.to_path_buf()),
             None => {
@@ -50,7 +56,13 @@ impl EmbeddedBroker {
             args.extend(["--shards".to_string(), s.to_string()]);
         }
         args.extend(extra.iter().cloned());
-        let mut b = EmbeddedBroker { child: None, addr, data_dir: dir, args, _temp: temp };
+        let mut b = EmbeddedBroker {
+            child: None,
+            addr,
+            data_dir: dir,
+            args,
+            _temp: temp,
+        };
         b.spawn()?;
         Ok(b)
     }
@@ -84,7 +96,9 @@ impl EmbeddedBroker {
 
     /// Stops it: SIGTERM (a clean shutdown) or, with `kill`, SIGKILL (a crash).
     pub fn stop(&mut self, kill: bool) -> Result<(), String> {
-        let Some(mut child) = self.child.take() else { return Ok(()) };
+        let Some(mut child) = self.child.take() else {
+            return Ok(());
+        };
         let sig = if kill { libc::SIGKILL } else { libc::SIGTERM };
         // SAFETY: kill(2) on our own child's pid.
         unsafe { libc::kill(child.id() as libc::pid_t, sig) };
@@ -92,8 +106,12 @@ impl EmbeddedBroker {
         loop {
             match child.try_wait() {
                 Ok(Some(status)) if kill || status.success() => return Ok(()),
-                Ok(Some(status)) => return Err(format!("the embedded broker exited with {status}")),
-                Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
+                Ok(Some(status)) => {
+                    return Err(format!("the embedded broker exited with {status}"))
+                }
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(5))
+                }
                 _ => {
                     let _ = child.kill();
                     let _ = child.wait();

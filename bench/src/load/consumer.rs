@@ -80,7 +80,11 @@ pub async fn run(
 
 impl Consumer {
     fn group_name(&self) -> String {
-        format!("{}-{}", self.plan.group_prefix, self.id / self.plan.consumers_per_group)
+        format!(
+            "{}-{}",
+            self.plan.group_prefix,
+            self.id / self.plan.consumers_per_group
+        )
     }
 
     /// This consumer's generation in its group (-1 without one), for the set-up barrier.
@@ -94,7 +98,12 @@ impl Consumer {
             Some(m) => m.partitions().to_vec(),
             None => {
                 let n = self.plan.consumers_per_group.max(1);
-                self.plan.partitions.iter().copied().filter(|p| *p as usize % n == self.id % n).collect()
+                self.plan
+                    .partitions
+                    .iter()
+                    .copied()
+                    .filter(|p| *p as usize % n == self.id % n)
+                    .collect()
             }
         };
         self.positions.clear();
@@ -116,7 +125,9 @@ impl Consumer {
                 StartAt::Earliest => -2,
                 StartAt::Latest => -1,
             };
-            for (p, off) in api::list_offsets(&self.bootstrap, &self.plan.topic, &missing, ts).await? {
+            for (p, off) in
+                api::list_offsets(&self.bootstrap, &self.plan.topic, &missing, ts).await?
+            {
                 self.positions.insert(p, off);
             }
         }
@@ -126,7 +137,8 @@ impl Consumer {
 
     async fn commit(&self) -> Result<(), ClientError> {
         if let Some(m) = &self.member {
-            let mut offsets: Vec<(i32, i64)> = self.positions.iter().map(|(p, o)| (*p, *o)).collect();
+            let mut offsets: Vec<(i32, i64)> =
+                self.positions.iter().map(|(p, o)| (*p, *o)).collect();
             offsets.sort_unstable();
             if !offsets.is_empty() {
                 m.commit(&offsets).await?;
@@ -143,7 +155,11 @@ impl Consumer {
             if ph == phase::STOP {
                 return Ok(());
             }
-            let every = if ph == phase::SETUP { HEARTBEAT_EVERY_IN_SETUP } else { HEARTBEAT_EVERY };
+            let every = if ph == phase::SETUP {
+                HEARTBEAT_EVERY_IN_SETUP
+            } else {
+                HEARTBEAT_EVERY
+            };
             if self.member.is_some() && last_heartbeat.elapsed() >= every {
                 last_heartbeat = Instant::now();
                 let rejoin = self.member.as_ref().expect("checked").heartbeat().await?;
@@ -169,7 +185,10 @@ impl Consumer {
     async fn fetch_once(&mut self) -> Result<(), ClientError> {
         let mut by_leader: HashMap<&str, Vec<(i32, i64)>> = HashMap::new();
         for (p, off) in &self.positions {
-            by_leader.entry(self.plan.leaders[p].as_str()).or_default().push((*p, *off));
+            by_leader
+                .entry(self.plan.leaders[p].as_str())
+                .or_default()
+                .push((*p, *off));
         }
         let mut waits = Vec::new();
         for (addr, mut positions) in by_leader {
@@ -194,30 +213,53 @@ impl Consumer {
                     code::NONE => {}
                     code::OFFSET_OUT_OF_RANGE => {
                         let p = [part.partition];
-                        for (p, off) in api::list_offsets(&self.bootstrap, &self.plan.topic, &p, -2).await? {
+                        for (p, off) in
+                            api::list_offsets(&self.bootstrap, &self.plan.topic, &p, -2).await?
+                        {
                             self.positions.insert(p, off);
                         }
                         continue;
                     }
-                    e => return Err(ClientError::kafka("Fetch", e, Some(format!("partition {}", part.partition)))),
+                    e => {
+                        return Err(ClientError::kafka(
+                            "Fetch",
+                            e,
+                            Some(format!("partition {}", part.partition)),
+                        ))
+                    }
                 }
-                let Some(pos) = self.positions.get_mut(&part.partition) else { continue };
+                let Some(pos) = self.positions.get_mut(&part.partition) else {
+                    continue;
+                };
                 let got = if self.plan.e2e && measuring {
                     let mut r = self.recorder.borrow_mut();
-                    deliver(&part.records, *pos, Some(&mut |sent| r.e2e_ns(received.saturating_sub(sent))))?
+                    deliver(
+                        &part.records,
+                        *pos,
+                        Some(&mut |sent| r.e2e_ns(received.saturating_sub(sent))),
+                    )?
                 } else {
                     deliver(&part.records, *pos, None)?
                 };
                 *pos = got.next_offset;
-                self.shared.consumed_records.fetch_add(got.records, Ordering::Relaxed);
-                self.shared.consumed_bytes.fetch_add(got.bytes, Ordering::Relaxed);
+                self.shared
+                    .consumed_records
+                    .fetch_add(got.records, Ordering::Relaxed);
+                self.shared
+                    .consumed_bytes
+                    .fetch_add(got.bytes, Ordering::Relaxed);
             }
         }
         if let Some(targets) = &self.plan.catch_up {
-            let done = self.positions.iter().all(|(p, off)| *off >= targets.get(p).copied().unwrap_or(0));
+            let done = self
+                .positions
+                .iter()
+                .all(|(p, off)| *off >= targets.get(p).copied().unwrap_or(0));
             if done {
                 self.caught_up = true;
-                self.shared.caught_up_at_ns.fetch_max(now_ns(), Ordering::AcqRel);
+                self.shared
+                    .caught_up_at_ns
+                    .fetch_max(now_ns(), Ordering::AcqRel);
                 self.shared.caught_up.fetch_add(1, Ordering::AcqRel);
             }
         }

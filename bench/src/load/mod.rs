@@ -104,31 +104,60 @@ pub fn wait_serving(addr: &str, within: Duration) -> Result<Duration, String> {
 
 /// Checks the broker serves every API version the client uses, creates the topic if
 /// missing, and waits until every partition has a leader: (partitions, leader of each).
-pub fn prepare_topic(addr: &str, topic: &str, partitions: usize) -> Result<(Vec<i32>, HashMap<i32, String>), String> {
+pub fn prepare_topic(
+    addr: &str,
+    topic: &str,
+    partitions: usize,
+) -> Result<(Vec<i32>, HashMap<i32, String>), String> {
     let (addr, topic) = (addr.to_string(), topic.to_string());
     block_on(move || async move {
         let c = Conn::connect(&addr).await.map_err(|e| e.to_string())?;
         let served = api::api_versions(&c).await.map_err(|e| e.to_string())?;
         for (k, v) in api::USED {
-            if !served.iter().any(|(sk, lo, hi)| *sk == k && (*lo..=*hi).contains(&v)) {
-                return Err(format!("{addr} does not serve API {k} version {v}, which the bench client uses"));
+            if !served
+                .iter()
+                .any(|(sk, lo, hi)| *sk == k && (*lo..=*hi).contains(&v))
+            {
+                return Err(format!(
+                    "{addr} does not serve API {k} version {v}, which the bench client uses"
+                ));
             }
         }
-        api::create_topic(&c, &topic, partitions as i32, &[]).await.map_err(|e| e.to_string())?;
+        api::create_topic(&c, &topic, partitions as i32, &[])
+            .await
+            .map_err(|e| e.to_string())?;
         let t = Instant::now();
         loop {
-            let (brokers, topics) = api::metadata(&c, &[&topic]).await.map_err(|e| e.to_string())?;
-            let addr_of: HashMap<i32, String> = brokers.iter().map(|b| (b.node_id, format!("{}:{}", b.host, b.port))).collect();
-            if let Some(ti) = topics.iter().find(|ti| ti.name == topic && ti.error_code == 0) {
-                let ok = !ti.partitions.is_empty() && ti.partitions.iter().all(|(_, e, l)| *e == 0 && addr_of.contains_key(l));
+            let (brokers, topics) = api::metadata(&c, &[&topic])
+                .await
+                .map_err(|e| e.to_string())?;
+            let addr_of: HashMap<i32, String> = brokers
+                .iter()
+                .map(|b| (b.node_id, format!("{}:{}", b.host, b.port)))
+                .collect();
+            if let Some(ti) = topics
+                .iter()
+                .find(|ti| ti.name == topic && ti.error_code == 0)
+            {
+                let ok = !ti.partitions.is_empty()
+                    && ti
+                        .partitions
+                        .iter()
+                        .all(|(_, e, l)| *e == 0 && addr_of.contains_key(l));
                 if ok {
                     let ps = ti.partitions.iter().map(|(p, _, _)| *p).collect();
-                    let leaders = ti.partitions.iter().map(|(p, _, l)| (*p, addr_of[l].clone())).collect();
+                    let leaders = ti
+                        .partitions
+                        .iter()
+                        .map(|(p, _, l)| (*p, addr_of[l].clone()))
+                        .collect();
                     return Ok((ps, leaders));
                 }
             }
             if t.elapsed() > Duration::from_secs(30) {
-                return Err(format!("topic {topic} has no leader for every partition after 30 s"));
+                return Err(format!(
+                    "topic {topic} has no leader for every partition after 30 s"
+                ));
             }
             glommio::timer::sleep(Duration::from_millis(50)).await;
         }
@@ -136,7 +165,11 @@ pub fn prepare_topic(addr: &str, topic: &str, partitions: usize) -> Result<(Vec<
 }
 
 /// The log end offset of each partition.
-pub fn end_offsets(addr: &str, topic: &str, partitions: &[i32]) -> Result<HashMap<i32, i64>, String> {
+pub fn end_offsets(
+    addr: &str,
+    topic: &str,
+    partitions: &[i32],
+) -> Result<HashMap<i32, i64>, String> {
     let (addr, topic, ps) = (addr.to_string(), topic.to_string(), partitions.to_vec());
     block_on(move || async move {
         let c = Conn::connect(&addr).await?;
@@ -145,6 +178,9 @@ pub fn end_offsets(addr: &str, topic: &str, partitions: &[i32]) -> Result<HashMa
     .map(|v| v.into_iter().collect())
     .map_err(|e: ClientError| e.to_string())
 }
+
+/// (client, broker) CPU seconds at one moment.
+type CpuPair = (Option<f64>, Option<f64>);
 
 /// When the recorded part of a phase ends.
 #[derive(Debug, Clone, Copy)]
@@ -183,7 +219,12 @@ pub struct Measured {
 }
 
 /// Runs the plan's tasks on client threads through warm-up and measurement.
-pub fn run_phase(plan: Arc<Plan>, schedule: Schedule, broker_pid: Option<u32>, threads: usize) -> Result<Measured, String> {
+pub fn run_phase(
+    plan: Arc<Plan>,
+    schedule: Schedule,
+    broker_pid: Option<u32>,
+    threads: usize,
+) -> Result<Measured, String> {
     let shared = Arc::new(Shared::default());
     let tasks = plan.producers + plan.consumers;
     let threads = threads.clamp(1, tasks.max(1));
@@ -199,9 +240,16 @@ pub fn run_phase(plan: Arc<Plan>, schedule: Schedule, broker_pid: Option<u32>, t
                     let (plan, shared, rec) = (plan.clone(), shared.clone(), rec.clone());
                     joins.push(glommio::spawn_local(async move {
                         let (what, r) = if task < plan.producers {
-                            ("producer", producer::run(task, plan, shared.clone(), rec).await)
+                            (
+                                "producer",
+                                producer::run(task, plan, shared.clone(), rec).await,
+                            )
                         } else {
-                            ("consumer", consumer::run(task - plan.producers, plan, shared.clone(), rec).await)
+                            (
+                                "consumer",
+                                consumer::run(task - plan.producers, plan, shared.clone(), rec)
+                                    .await,
+                            )
                         };
                         if let Err(e) = r {
                             shared.fail(format!("{what}: {e}"));
@@ -211,7 +259,9 @@ pub fn run_phase(plan: Arc<Plan>, schedule: Schedule, broker_pid: Option<u32>, t
                 for j in joins {
                     j.await;
                 }
-                Rc::try_unwrap(rec).map(RefCell::into_inner).unwrap_or_default()
+                Rc::try_unwrap(rec)
+                    .map(RefCell::into_inner)
+                    .unwrap_or_default()
             })
             .map_err(|e| format!("starting a client executor: {e}"))?;
         handles.push(h);
@@ -242,10 +292,22 @@ pub fn run_phase(plan: Arc<Plan>, schedule: Schedule, broker_pid: Option<u32>, t
         }
         std::thread::sleep(Duration::from_millis(10));
     }
-    let cpu = || (process_cpu_seconds(std::process::id()), broker_pid.and_then(process_cpu_seconds));
+    let cpu = || {
+        (
+            process_cpu_seconds(std::process::id()),
+            broker_pid.and_then(process_cpu_seconds),
+        )
+    };
     let start = Instant::now();
-    shared.phase.store(if schedule.warmup > 0.0 { phase::WARMUP } else { phase::MEASURE }, Ordering::Release);
-    let mut window: Option<(Instant, Counters, (Option<f64>, Option<f64>))> = None;
+    shared.phase.store(
+        if schedule.warmup > 0.0 {
+            phase::WARMUP
+        } else {
+            phase::MEASURE
+        },
+        Ordering::Release,
+    );
+    let mut window: Option<(Instant, Counters, CpuPair)> = None;
     let mut series = Vec::new();
     let mut last = (start, shared.counters());
     let mut marked_at = None;
@@ -258,7 +320,13 @@ pub fn run_phase(plan: Arc<Plan>, schedule: Schedule, broker_pid: Option<u32>, t
             shared.phase.store(phase::MEASURE, Ordering::Release);
             window = Some((now, c, cpu()));
         }
-        if now.duration_since(last.0) >= Duration::from_millis(if schedule.mark_consumed.is_some() { 100 } else { 1000 }) {
+        if now.duration_since(last.0)
+            >= Duration::from_millis(if schedule.mark_consumed.is_some() {
+                100
+            } else {
+                1000
+            })
+        {
             let s = Sample::between(start, &last, (now, c), window.is_none());
             if schedule.progress && now.duration_since(last_progress) >= Duration::from_secs(1) {
                 report::progress(&s, start.elapsed().as_secs_f64());
@@ -277,10 +345,13 @@ pub fn run_phase(plan: Arc<Plan>, schedule: Schedule, broker_pid: Option<u32>, t
                 marked_at = Some(now.duration_since(w0).as_secs_f64());
             }
         }
-        let caught_up = plan.catch_up.is_some() && shared.caught_up.load(Ordering::Acquire) == plan.consumers;
+        let caught_up =
+            plan.catch_up.is_some() && shared.caught_up.load(Ordering::Acquire) == plan.consumers;
         if now.duration_since(w0).as_secs_f64() >= schedule.duration
             || schedule.acked_bytes.is_some_and(|b| d.acked_bytes >= b)
-            || schedule.consumed_bytes.is_some_and(|b| d.consumed_bytes >= b)
+            || schedule
+                .consumed_bytes
+                .is_some_and(|b| d.consumed_bytes >= b)
             || caught_up
         {
             break (now, c, cpu());
@@ -334,18 +405,37 @@ fn default_threads(tasks: usize) -> usize {
 }
 
 /// The plan for `args` against `bootstrap`.
-pub fn plan(mode: Mode, args: &LoadArgs, bootstrap: &str, partitions: Vec<i32>, leaders: HashMap<i32, String>) -> Result<Plan, String> {
-    let producers = args.producers.unwrap_or(if mode == Mode::Consume { 0 } else { 1 });
-    let per_group = args.consumers.unwrap_or(if mode == Mode::Produce { 0 } else { 1 });
+pub fn plan(
+    mode: Mode,
+    args: &LoadArgs,
+    bootstrap: &str,
+    partitions: Vec<i32>,
+    leaders: HashMap<i32, String>,
+) -> Result<Plan, String> {
+    let producers = args
+        .producers
+        .unwrap_or(if mode == Mode::Consume { 0 } else { 1 });
+    let per_group = args
+        .consumers
+        .unwrap_or(if mode == Mode::Produce { 0 } else { 1 });
     let groups = args.groups;
-    let consumers = if groups > 0 { groups * per_group } else { per_group };
+    let consumers = if groups > 0 {
+        groups * per_group
+    } else {
+        per_group
+    };
     if mode != Mode::Consume && producers == 0 {
         return Err("--producers must be at least 1".into());
     }
     if mode != Mode::Produce && consumers == 0 {
         return Err("--consumers must be at least 1".into());
     }
-    let record_payload = args.record_bytes.mean() + if args.keys == args::Keys::None { 0.0 } else { 8.0 };
+    let record_payload = args.record_bytes.mean()
+        + if args.keys == args::Keys::None {
+            0.0
+        } else {
+            8.0
+        };
     let rate_per_producer = args.rate.map(|r| match r {
         Rate::RecordsPerSec(x) => x / producers.max(1) as f64,
         Rate::BytesPerSec(b) => b / record_payload.max(1.0) / producers.max(1) as f64,
@@ -361,23 +451,52 @@ pub fn plan(mode: Mode, args: &LoadArgs, bootstrap: &str, partitions: Vec<i32>, 
         consumers,
         groups,
         consumers_per_group: per_group.max(1),
-        group_prefix: format!("corelog-bench-{}-{}", std::process::id(), now_ns() / 1_000_000),
+        group_prefix: format!(
+            "corelog-bench-{}-{}",
+            std::process::id(),
+            now_ns() / 1_000_000
+        ),
         generations: (0..consumers).map(|_| AtomicI64::new(-1)).collect(),
-        start_at: args.start_at.unwrap_or(if mode == Mode::E2e { StartAt::Latest } else { StartAt::Earliest }),
+        start_at: args.start_at.unwrap_or(if mode == Mode::E2e {
+            StartAt::Latest
+        } else {
+            StartAt::Earliest
+        }),
         e2e: mode == Mode::E2e,
         catch_up: None,
     })
 }
 
 /// Produces `bytes` of payload as fast as the options allow (not measured).
-pub fn preload(args: &LoadArgs, bootstrap: &str, partitions: &[i32], leaders: &HashMap<i32, String>, bytes: u64, producers: usize, progress: bool) -> Result<Measured, String> {
+pub fn preload(
+    args: &LoadArgs,
+    bootstrap: &str,
+    partitions: &[i32],
+    leaders: &HashMap<i32, String>,
+    bytes: u64,
+    producers: usize,
+    progress: bool,
+) -> Result<Measured, String> {
     let mut a = args.clone();
     a.rate = None;
     a.producers = Some(producers);
     a.consumers = Some(0);
     a.groups = 0;
-    let p = plan(Mode::Produce, &a, bootstrap, partitions.to_vec(), leaders.clone())?;
-    let schedule = Schedule { warmup: 0.0, duration: f64::INFINITY, acked_bytes: Some(bytes), consumed_bytes: None, mark_consumed: None, progress };
+    let p = plan(
+        Mode::Produce,
+        &a,
+        bootstrap,
+        partitions.to_vec(),
+        leaders.clone(),
+    )?;
+    let schedule = Schedule {
+        warmup: 0.0,
+        duration: f64::INFINITY,
+        acked_bytes: Some(bytes),
+        consumed_bytes: None,
+        mark_consumed: None,
+        progress,
+    };
     run_phase(Arc::new(p), schedule, None, default_threads(producers))
 }
 
@@ -385,7 +504,11 @@ pub fn preload(args: &LoadArgs, bootstrap: &str, partitions: &[i32], leaders: &H
 pub fn run(mode: Mode, args: LoadArgs) -> Result<Report, String> {
     let mut embedded = match &args.bootstrap {
         Some(_) => None,
-        None => Some(EmbeddedBroker::start(args.shards, args.data_dir.as_deref(), &args.broker_args)?),
+        None => Some(EmbeddedBroker::start(
+            args.shards,
+            args.data_dir.as_deref(),
+            &args.broker_args,
+        )?),
     };
     let bootstrap = match (&args.bootstrap, &embedded) {
         (Some(b), _) => b.clone(),
@@ -399,11 +522,21 @@ pub fn run(mode: Mode, args: LoadArgs) -> Result<Report, String> {
     let mut preloaded = None;
     if let Some(bytes) = args.preload {
         let producers = args.producers.filter(|p| *p > 0).unwrap_or(4);
-        let m = preload(&args, &bootstrap, &partitions, &leaders, bytes, producers, !args.quiet)?;
+        let m = preload(
+            &args,
+            &bootstrap,
+            &partitions,
+            &leaders,
+            bytes,
+            producers,
+            !args.quiet,
+        )?;
         preloaded = Some(m.counters.acked_bytes);
     }
     if args.restart {
-        let e = embedded.as_mut().ok_or("--restart needs the embedded broker (no --bootstrap)")?;
+        let e = embedded
+            .as_mut()
+            .ok_or("--restart needs the embedded broker (no --bootstrap)")?;
         e.restart(false)?;
         wait_serving(e.addr(), Duration::from_secs(60))?;
     }
@@ -414,13 +547,19 @@ pub fn run(mode: Mode, args: LoadArgs) -> Result<Report, String> {
     let broker_pid = args.broker_pid.or(embedded.as_ref().and_then(|e| e.pid()));
     let schedule = Schedule {
         warmup: args.warmup,
-        duration: if args.total_bytes.is_some() { f64::INFINITY } else { args.duration },
+        duration: if args.total_bytes.is_some() {
+            f64::INFINITY
+        } else {
+            args.duration
+        },
         acked_bytes: args.total_bytes.filter(|_| mode != Mode::Consume),
         consumed_bytes: args.total_bytes.filter(|_| mode == Mode::Consume),
         mark_consumed: None,
         progress: !args.quiet,
     };
-    let threads = args.client_threads.unwrap_or_else(|| default_threads(p.producers + p.consumers));
+    let threads = args
+        .client_threads
+        .unwrap_or_else(|| default_threads(p.producers + p.consumers));
     let p = Arc::new(p);
     let m = run_phase(p.clone(), schedule, broker_pid, threads)?;
     let raw_dir = match (&args.raw_dir, &embedded) {
@@ -434,8 +573,16 @@ pub fn run(mode: Mode, args: LoadArgs) -> Result<Report, String> {
     }
     let mut r = Report::new(mode, &p, &m, threads, embedded.is_some(), preloaded);
     if args.raw_baseline {
-        let dir = raw_dir.ok_or("--raw-baseline with --bootstrap needs --raw-dir on the broker's disk")?;
-        let raw = crate::engine::raw_disk_mb_s(&dir, p.partitions.len(), 1 << 20, 4, args.raw_cadence, m.seconds)?;
+        let dir = raw_dir
+            .ok_or("--raw-baseline with --bootstrap needs --raw-dir on the broker's disk")?;
+        let raw = crate::engine::raw_disk_mb_s(
+            &dir,
+            p.partitions.len(),
+            1 << 20,
+            4,
+            args.raw_cadence,
+            m.seconds,
+        )?;
         r.raw_mb_s = Some(raw);
         r.ratio_to_raw = r.produce.as_ref().map(|f| f.batch_mb_s / raw);
     }

@@ -35,7 +35,10 @@ pub fn percentile_curve(h: &Histogram<u64>) -> Vec<(f64, f64)> {
         .collect();
     let last = (h.len() as f64).log10().max(0.0);
     pts.retain(|(x, _)| *x < last);
-    pts.push((last.max(pts.last().map_or(0.0, |p| p.0)), h.max().max(1) as f64));
+    pts.push((
+        last.max(pts.last().map_or(0.0, |p| p.0)),
+        h.max().max(1) as f64,
+    ));
     pts
 }
 
@@ -56,7 +59,11 @@ impl Panel {
 
     fn py(&self, y: f64) -> f64 {
         let (lo, hi, v) = if self.ylog {
-            (self.yr.0.log10(), self.yr.1.log10(), y.max(self.yr.0).log10())
+            (
+                self.yr.0.log10(),
+                self.yr.1.log10(),
+                y.max(self.yr.0).log10(),
+            )
         } else {
             (self.yr.0, self.yr.1, y)
         };
@@ -65,16 +72,42 @@ impl Panel {
 }
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
-fn draw(svg: &mut String, p: &Panel, title: &str, xlabels: &[(f64, String)], ylabel: &str, series: &[Series], shade: Option<(f64, f64)>) {
+fn draw(
+    svg: &mut String,
+    p: &Panel,
+    title: &str,
+    xlabels: &[(f64, String)],
+    ylabel: &str,
+    series: &[Series],
+    shade: Option<(f64, f64)>,
+) {
     let (x0, y0, w, h) = (p.x0, p.y0, p.w, p.h);
-    let _ = writeln!(svg, r#"<text x="{}" y="{}" font-size="15" font-weight="bold">{}</text>"#, x0, y0 - 12.0, esc(title));
+    let _ = writeln!(
+        svg,
+        r#"<text x="{}" y="{}" font-size="15" font-weight="bold">{}</text>"#,
+        x0,
+        y0 - 12.0,
+        esc(title)
+    );
     if let Some((a, b)) = shade {
-        let _ = writeln!(svg, r##"<rect x="{:.1}" y="{y0}" width="{:.1}" height="{h}" fill="#eeeeee"/><text x="{:.1}" y="{:.1}" font-size="11" fill="#888">warm-up</text>"##, p.px(a), p.px(b) - p.px(a), p.px(a) + 3.0, y0 + 14.0);
+        let _ = writeln!(
+            svg,
+            r##"<rect x="{:.1}" y="{y0}" width="{:.1}" height="{h}" fill="#eeeeee"/><text x="{:.1}" y="{:.1}" font-size="11" fill="#888">warm-up</text>"##,
+            p.px(a),
+            p.px(b) - p.px(a),
+            p.px(a) + 3.0,
+            y0 + 14.0
+        );
     }
-    let _ = writeln!(svg, r##"<rect x="{x0}" y="{y0}" width="{w}" height="{h}" fill="none" stroke="#444"/>"##);
+    let _ = writeln!(
+        svg,
+        r##"<rect x="{x0}" y="{y0}" width="{w}" height="{h}" fill="none" stroke="#444"/>"##
+    );
     // y ticks: decades on a log axis, five steps on a linear one.
     let mut yticks = Vec::new();
     if p.ylog {
@@ -86,48 +119,171 @@ fn draw(svg: &mut String, p: &Panel, title: &str, xlabels: &[(f64, String)], yla
             v *= 10.0;
         }
     } else {
-        yticks = (0..=5).map(|i| p.yr.0 + (p.yr.1 - p.yr.0) * i as f64 / 5.0).collect();
+        yticks = (0..=5)
+            .map(|i| p.yr.0 + (p.yr.1 - p.yr.0) * i as f64 / 5.0)
+            .collect();
     }
     for v in yticks {
         let y = p.py(v);
-        let label = if v >= 1e6 { format!("{:.0}M", v / 1e6) } else if v >= 1e3 { format!("{:.0}k", v / 1e3) } else { format!("{v:.0}") };
-        let _ = writeln!(svg, r##"<line x1="{x0}" x2="{:.1}" y1="{y:.1}" y2="{y:.1}" stroke="#ddd"/><text x="{:.1}" y="{:.1}" font-size="11" text-anchor="end">{label}</text>"##, x0 + w, x0 - 5.0, y + 4.0);
+        let label = if v >= 1e6 {
+            format!("{:.0}M", v / 1e6)
+        } else if v >= 1e3 {
+            format!("{:.0}k", v / 1e3)
+        } else {
+            format!("{v:.0}")
+        };
+        let _ = writeln!(
+            svg,
+            r##"<line x1="{x0}" x2="{:.1}" y1="{y:.1}" y2="{y:.1}" stroke="#ddd"/><text x="{:.1}" y="{:.1}" font-size="11" text-anchor="end">{label}</text>"##,
+            x0 + w,
+            x0 - 5.0,
+            y + 4.0
+        );
     }
     for (x, label) in xlabels {
         let px = p.px(*x);
-        let _ = writeln!(svg, r##"<line x1="{px:.1}" x2="{px:.1}" y1="{y0}" y2="{:.1}" stroke="#ddd"/><text x="{px:.1}" y="{:.1}" font-size="11" text-anchor="middle">{}</text>"##, y0 + h, y0 + h + 16.0, esc(label));
+        let _ = writeln!(
+            svg,
+            r##"<line x1="{px:.1}" x2="{px:.1}" y1="{y0}" y2="{:.1}" stroke="#ddd"/><text x="{px:.1}" y="{:.1}" font-size="11" text-anchor="middle">{}</text>"##,
+            y0 + h,
+            y0 + h + 16.0,
+            esc(label)
+        );
     }
-    let _ = writeln!(svg, r#"<text x="{:.1}" y="{:.1}" font-size="12" transform="rotate(-90 {:.1} {:.1})" text-anchor="middle">{}</text>"#, x0 - 48.0, y0 + h / 2.0, x0 - 48.0, y0 + h / 2.0, esc(ylabel));
+    let _ = writeln!(
+        svg,
+        r#"<text x="{:.1}" y="{:.1}" font-size="12" transform="rotate(-90 {:.1} {:.1})" text-anchor="middle">{}</text>"#,
+        x0 - 48.0,
+        y0 + h / 2.0,
+        x0 - 48.0,
+        y0 + h / 2.0,
+        esc(ylabel)
+    );
     for (i, s) in series.iter().enumerate() {
         if s.points.is_empty() {
             continue;
         }
-        let pts: Vec<String> = s.points.iter().map(|(x, y)| format!("{:.1},{:.1}", p.px(*x), p.py(*y))).collect();
-        let _ = writeln!(svg, r#"<polyline fill="none" stroke="{}" stroke-width="2" points="{}"/>"#, s.color, pts.join(" "));
+        let pts: Vec<String> = s
+            .points
+            .iter()
+            .map(|(x, y)| format!("{:.1},{:.1}", p.px(*x), p.py(*y)))
+            .collect();
+        let _ = writeln!(
+            svg,
+            r#"<polyline fill="none" stroke="{}" stroke-width="2" points="{}"/>"#,
+            s.color,
+            pts.join(" ")
+        );
         let ly = y0 + 16.0 + 16.0 * i as f64;
-        let _ = writeln!(svg, r#"<line x1="{:.1}" x2="{:.1}" y1="{ly:.1}" y2="{ly:.1}" stroke="{}" stroke-width="3"/><text x="{:.1}" y="{:.1}" font-size="12">{}</text>"#, x0 + w - 170.0, x0 + w - 150.0, s.color, x0 + w - 145.0, ly + 4.0, esc(s.name));
+        let _ = writeln!(
+            svg,
+            r#"<line x1="{:.1}" x2="{:.1}" y1="{ly:.1}" y2="{ly:.1}" stroke="{}" stroke-width="3"/><text x="{:.1}" y="{:.1}" font-size="12">{}</text>"#,
+            x0 + w - 170.0,
+            x0 + w - 150.0,
+            s.color,
+            x0 + w - 145.0,
+            ly + 4.0,
+            esc(s.name)
+        );
     }
 }
 
 /// The SVG document: latency percentiles (top) and throughput over time (bottom,
 /// warm-up shaded).
-pub fn render(title: &str, latency: &[Series], throughput: &[Series], warmup: (f64, f64)) -> String {
+pub fn render(
+    title: &str,
+    latency: &[Series],
+    throughput: &[Series],
+    warmup: (f64, f64),
+) -> String {
     let mut svg = String::new();
-    let _ = writeln!(svg, r#"<svg xmlns="http://www.w3.org/2000/svg" width="900" height="760" font-family="sans-serif">"#);
-    let _ = writeln!(svg, r##"<rect width="900" height="760" fill="white"/><text x="20" y="26" font-size="17">{}</text>"##, esc(title));
-    let lat_max = latency.iter().flat_map(|s| s.points.iter().map(|p| p.1)).fold(1.0, f64::max);
-    let lat_min = latency.iter().flat_map(|s| s.points.iter().map(|p| p.1)).fold(lat_max, f64::min);
-    let xmax = latency.iter().flat_map(|s| s.points.iter().map(|p| p.0)).fold(2.0, f64::max).ceil();
-    let lat = Panel { x0: 80.0, y0: 70.0, w: 780.0, h: 280.0, xr: (0.0, xmax), yr: (10f64.powf(lat_min.log10().floor()), 10f64.powf(lat_max.log10().ceil()).max(10.0)), ylog: true };
-    let names = ["p0", "p90", "p99", "p99.9", "p99.99", "p99.999", "p99.9999", "p99.99999"];
-    let xl: Vec<(f64, String)> = (0..=xmax as usize).map(|i| (i as f64, names.get(i).unwrap_or(&"").to_string())).collect();
-    draw(&mut svg, &lat, "Latency by percentile", &xl, "microseconds", latency, None);
-    let tmax = throughput.iter().flat_map(|s| s.points.iter().map(|p| p.0)).fold(1.0, f64::max);
-    let ymax = throughput.iter().flat_map(|s| s.points.iter().map(|p| p.1)).fold(1.0, f64::max) * 1.1;
-    let thr = Panel { x0: 80.0, y0: 430.0, w: 780.0, h: 280.0, xr: (0.0, tmax), yr: (0.0, ymax), ylog: false };
+    let _ = writeln!(
+        svg,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="900" height="760" font-family="sans-serif">"#
+    );
+    let _ = writeln!(
+        svg,
+        r##"<rect width="900" height="760" fill="white"/><text x="20" y="26" font-size="17">{}</text>"##,
+        esc(title)
+    );
+    let lat_max = latency
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| p.1))
+        .fold(1.0, f64::max);
+    let lat_min = latency
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| p.1))
+        .fold(lat_max, f64::min);
+    let xmax = latency
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| p.0))
+        .fold(2.0, f64::max)
+        .ceil();
+    let lat = Panel {
+        x0: 80.0,
+        y0: 70.0,
+        w: 780.0,
+        h: 280.0,
+        xr: (0.0, xmax),
+        yr: (
+            10f64.powf(lat_min.log10().floor()),
+            10f64.powf(lat_max.log10().ceil()).max(10.0),
+        ),
+        ylog: true,
+    };
+    let names = [
+        "p0",
+        "p90",
+        "p99",
+        "p99.9",
+        "p99.99",
+        "p99.999",
+        "p99.9999",
+        "p99.99999",
+    ];
+    let xl: Vec<(f64, String)> = (0..=xmax as usize)
+        .map(|i| (i as f64, names.get(i).unwrap_or(&"").to_string()))
+        .collect();
+    draw(
+        &mut svg,
+        &lat,
+        "Latency by percentile",
+        &xl,
+        "microseconds",
+        latency,
+        None,
+    );
+    let tmax = throughput
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| p.0))
+        .fold(1.0, f64::max);
+    let ymax = throughput
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| p.1))
+        .fold(1.0, f64::max)
+        * 1.1;
+    let thr = Panel {
+        x0: 80.0,
+        y0: 430.0,
+        w: 780.0,
+        h: 280.0,
+        xr: (0.0, tmax),
+        yr: (0.0, ymax),
+        ylog: false,
+    };
     let step = ((tmax / 10.0).ceil()).max(1.0);
-    let tl: Vec<(f64, String)> = (0..=(tmax / step) as usize).map(|i| (i as f64 * step, format!("{}s", i as f64 * step))).collect();
-    draw(&mut svg, &thr, "Throughput over time", &tl, "MB/s", throughput, Some(warmup));
+    let tl: Vec<(f64, String)> = (0..=(tmax / step) as usize)
+        .map(|i| (i as f64 * step, format!("{}s", i as f64 * step)))
+        .collect();
+    draw(
+        &mut svg,
+        &thr,
+        "Throughput over time",
+        &tl,
+        "MB/s",
+        throughput,
+        Some(warmup),
+    );
     svg.push_str("</svg>\n");
     svg
 }
@@ -147,8 +303,16 @@ mod tests {
         assert!(c.windows(2).all(|w| w[0].0 <= w[1].0 && w[0].1 <= w[1].1));
         let svg = render(
             "t <&>",
-            &[Series { name: "produce", color: "#1f77b4", points: c }],
-            &[Series { name: "produced", color: "#d62728", points: vec![(0.0, 1.0), (5.0, 100.0)] }],
+            &[Series {
+                name: "produce",
+                color: "#1f77b4",
+                points: c,
+            }],
+            &[Series {
+                name: "produced",
+                color: "#d62728",
+                points: vec![(0.0, 1.0), (5.0, 100.0)],
+            }],
             (0.0, 2.0),
         );
         assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));

@@ -75,7 +75,11 @@ pub async fn run(
     };
     let mut p = Producer {
         open: (0..plan.partitions.len())
-            .map(|_| Open { writer: BatchWriter::new(plan.args.compression), times: Vec::new(), payload: 0 })
+            .map(|_| Open {
+                writer: BatchWriter::new(plan.args.compression),
+                times: Vec::new(),
+                payload: 0,
+            })
             .collect(),
         slots: Rc::new(Semaphore::new(plan.args.in_flight.max(1) as u64)),
         conns: HashMap::new(),
@@ -105,7 +109,10 @@ pub async fn run(
     // Wait (bounded) for the answers still outstanding.
     let all = p.plan.args.in_flight.max(1) as u64;
     let drained = glommio::timer::timeout(Duration::from_secs(30), async {
-        p.slots.acquire(all).await.map_err(|e| glommio::GlommioError::IoError(std::io::Error::other(e.to_string())))
+        p.slots
+            .acquire(all)
+            .await
+            .map_err(|e| glommio::GlommioError::IoError(std::io::Error::other(e.to_string())))
     })
     .await;
     result?;
@@ -162,12 +169,19 @@ impl Producer {
                 continue;
             }
             // Caught up: send what lingered long enough, sleep until the next record.
-            let oldest = self.open.iter().filter_map(|o| o.times.first()).min().copied();
+            let oldest = self
+                .open
+                .iter()
+                .filter_map(|o| o.times.first())
+                .min()
+                .copied();
             let next_due = start + (sent as f64 * interval) as u64;
             let mut wake = next_due;
             if let Some(t) = oldest {
                 if t + linger <= now_ns() {
-                    let ready: Vec<usize> = (0..self.open.len()).filter(|&i| !self.open[i].times.is_empty()).collect();
+                    let ready: Vec<usize> = (0..self.open.len())
+                        .filter(|&i| !self.open[i].times.is_empty())
+                        .collect();
                     self.send(&ready).await?;
                 } else {
                     wake = wake.min(t + linger);
@@ -198,7 +212,12 @@ impl Producer {
                 partition_for_key(&k.to_be_bytes(), n)
             }
             Keys::Zipfian => {
-                let k = self.zipf.as_ref().expect("made for zipfian").sample(&mut self.rng) as u64 - 1;
+                let k = self
+                    .zipf
+                    .as_ref()
+                    .expect("made for zipfian")
+                    .sample(&mut self.rng) as u64
+                    - 1;
                 partition_for_key(&k.to_be_bytes(), n)
             }
         }
@@ -207,7 +226,11 @@ impl Producer {
     /// Adds one record to partition index `i`'s batch, sent at `t_ns`.
     fn push(&mut self, i: usize, t_ns: u64) {
         let range = self.plan.args.record_bytes;
-        let len = if range.min == range.max { range.min } else { self.rng.gen_range(range.min..=range.max) };
+        let len = if range.min == range.max {
+            range.min
+        } else {
+            self.rng.gen_range(range.min..=range.max)
+        };
         let key = match self.plan.args.keys {
             Keys::None => None,
             // The key that chose the partition is not kept: any key of the partition
@@ -218,7 +241,12 @@ impl Producer {
         self.pool_at = (self.pool_at + 4099) % POOL_BYTES;
         let pool = &self.pool[at..at + len];
         let o = &mut self.open[i];
-        o.writer.push((t_ns / 1_000_000) as i64, key.as_ref().map(|k| &k[..]), pool, Some(t_ns));
+        o.writer.push(
+            (t_ns / 1_000_000) as i64,
+            key.as_ref().map(|k| &k[..]),
+            pool,
+            Some(t_ns),
+        );
         o.payload += (len + key.map_or(0, |k| k.len())) as u64;
         if o.times.is_empty() || self.plan.rate_per_producer.is_some() {
             o.times.push(t_ns);
@@ -231,14 +259,21 @@ impl Producer {
         for &i in which {
             if !self.open[i].writer.is_empty() {
                 let p = self.plan.partitions[i];
-                by_leader.entry(self.plan.leaders[&p].as_str()).or_default().push(i);
+                by_leader
+                    .entry(self.plan.leaders[&p].as_str())
+                    .or_default()
+                    .push(i);
             }
         }
         let acks = self.plan.args.acks.wire();
         for (addr, idx) in by_leader {
             let conn = self.conns[addr].clone();
-            let capacity: usize = idx.iter().map(|&i| self.open[i].writer.len().min(ZERO_COPY_FROM) + 16).sum();
-            let (mut e, correlation) = api::produce_request(&conn, &self.plan.topic, acks, idx.len(), capacity);
+            let capacity: usize = idx
+                .iter()
+                .map(|&i| self.open[i].writer.len().min(ZERO_COPY_FROM) + 16)
+                .sum();
+            let (mut e, correlation) =
+                api::produce_request(&conn, &self.plan.topic, acks, idx.len(), capacity);
             let (mut records, mut payload, mut batch_bytes) = (0u64, 0u64, 0u64);
             let mut times = Vec::new();
             let mut parts = Vec::new();
@@ -267,14 +302,20 @@ impl Producer {
                 }
             }
             let frame = e.finish_parts(parts);
-            let permit = self.slots.acquire_static_permit(1).await.expect("never closed");
+            let permit = self
+                .slots
+                .acquire_static_permit(1)
+                .await
+                .expect("never closed");
             let fixed_rate = self.plan.rate_per_producer.is_some();
             let shared = self.shared.clone();
             let recorder = self.recorder.clone();
             let done = move |now: u64| {
                 shared.acked_records.fetch_add(records, Ordering::Relaxed);
                 shared.acked_bytes.fetch_add(payload, Ordering::Relaxed);
-                shared.acked_batch_bytes.fetch_add(batch_bytes, Ordering::Relaxed);
+                shared
+                    .acked_batch_bytes
+                    .fetch_add(batch_bytes, Ordering::Relaxed);
                 shared.requests.fetch_add(1, Ordering::Relaxed);
                 if shared.phase() == phase::MEASURE {
                     let mut r = recorder.borrow_mut();

@@ -47,7 +47,12 @@ pub struct Sample {
 
 impl Sample {
     /// The rates between two counter snapshots.
-    pub fn between(start: Instant, a: &(Instant, Counters), b: (Instant, Counters), warmup: bool) -> Sample {
+    pub fn between(
+        start: Instant,
+        a: &(Instant, Counters),
+        b: (Instant, Counters),
+        warmup: bool,
+    ) -> Sample {
         let s = b.0.duration_since(a.0).as_secs_f64().max(1e-9);
         let d = b.1.since(&a.1);
         Sample {
@@ -120,7 +125,14 @@ pub struct Report {
 
 impl Report {
     /// Builds the report of a measured phase.
-    pub fn new(mode: Mode, p: &Plan, m: &Measured, threads: usize, embedded: bool, preloaded: Option<u64>) -> Report {
+    pub fn new(
+        mode: Mode,
+        p: &Plan,
+        m: &Measured,
+        threads: usize,
+        embedded: bool,
+        preloaded: Option<u64>,
+    ) -> Report {
         let (produce, consume) = flows(p, m);
         let head = match mode {
             Mode::Consume => consume.clone(),
@@ -131,10 +143,16 @@ impl Report {
         let total_mb = head.mb_s * m.seconds;
         let mut latency_plot = Vec::new();
         if p.producers > 0 {
-            latency_plot.push(("produce ack".to_string(), plot::percentile_curve(&m.recorder.produce)));
+            latency_plot.push((
+                "produce ack".to_string(),
+                plot::percentile_curve(&m.recorder.produce),
+            ));
         }
         if mode == Mode::E2e {
-            latency_plot.push(("end to end".to_string(), plot::percentile_curve(&m.recorder.e2e)));
+            latency_plot.push((
+                "end to end".to_string(),
+                plot::percentile_curve(&m.recorder.e2e),
+            ));
         }
         Report {
             mode: match mode {
@@ -150,8 +168,14 @@ impl Report {
             seconds: m.seconds,
             client_cpu_s: m.client_cpu,
             broker_cpu_s: m.broker_cpu,
-            broker_cpu_s_per_mb: m.broker_cpu.filter(|_| total_mb > 0.0).map(|c| c / total_mb),
-            client_cpu_share: m.client_cpu.zip(m.broker_cpu).map(|(c, b)| c / (c + b).max(1e-9)),
+            broker_cpu_s_per_mb: m
+                .broker_cpu
+                .filter(|_| total_mb > 0.0)
+                .map(|c| c / total_mb),
+            client_cpu_share: m
+                .client_cpu
+                .zip(m.broker_cpu)
+                .map(|(c, b)| c / (c + b).max(1e-9)),
             raw_mb_s: None,
             ratio_to_raw: None,
             cpus: core_affinity::get_core_ids().map_or(1, |c| c.len()),
@@ -172,7 +196,10 @@ impl Report {
                 p.p50_us, p.p90_us, p.p99_us, p.p999_us, p.p9999_us, p.max_us, p.count
             )
         };
-        println!("corelog bench {} ({:.1} s measured, {} client threads, {} CPUs)", self.mode, self.seconds, self.client_threads, self.cpus);
+        println!(
+            "corelog bench {} ({:.1} s measured, {} client threads, {} CPUs)",
+            self.mode, self.seconds, self.client_threads, self.cpus
+        );
         if let Some(f) = &self.produce {
             println!(
                 "  produce: {:.0} records/s, {:.1} MB/s payload ({:.1} MB/s batches), {:.0} requests/s",
@@ -189,7 +216,10 @@ impl Report {
             );
         }
         if let Some(f) = &self.consume {
-            println!("  consume: {:.0} records/s, {:.1} MB/s (batch bytes)", f.records_s, f.mb_s);
+            println!(
+                "  consume: {:.0} records/s, {:.1} MB/s (batch bytes)",
+                f.records_s, f.mb_s
+            );
         }
         if let Some(l) = &self.e2e_latency {
             println!("  end-to-end latency: {}", lat(l));
@@ -204,7 +234,11 @@ impl Report {
                 100.0 * c / (self.seconds * self.cpus as f64)
             );
         } else if let Some(c) = self.client_cpu_s {
-            println!("  CPU: client {:.2} s ({:.0}% of the machine); pass --broker-pid for the broker's", c, 100.0 * c / (self.seconds * self.cpus as f64));
+            println!(
+                "  CPU: client {:.2} s ({:.0}% of the machine); pass --broker-pid for the broker's",
+                c,
+                100.0 * c / (self.seconds * self.cpus as f64)
+            );
         }
     }
 
@@ -212,27 +246,48 @@ impl Report {
     pub fn write_files(&self) -> Result<(), String> {
         if let Some(path) = &self.settings.json {
             let s = serde_json::to_string_pretty(self).map_err(|e| format!("JSON: {e}"))?;
-            std::fs::write(path, s + "\n").map_err(|e| format!("writing {}: {e}", path.display()))?;
+            std::fs::write(path, s + "\n")
+                .map_err(|e| format!("writing {}: {e}", path.display()))?;
         }
         if let Some(path) = &self.settings.plot {
             if path.extension().and_then(|e| e.to_str()) != Some("svg") {
-                return Err(format!("--plot {}: only SVG is drawn (name the file .svg)", path.display()));
+                return Err(format!(
+                    "--plot {}: only SVG is drawn (name the file .svg)",
+                    path.display()
+                ));
             }
             let colors = ["#1f77b4", "#d62728"];
             let lat: Vec<plot::Series> = self
                 .latency_plot
                 .iter()
                 .zip(colors)
-                .map(|((n, pts), c)| plot::Series { name: n, color: c, points: pts.clone() })
+                .map(|((n, pts), c)| plot::Series {
+                    name: n,
+                    color: c,
+                    points: pts.clone(),
+                })
                 .collect();
             let mut thr = Vec::new();
             if self.produce.is_some() {
-                thr.push(plot::Series { name: "produced MB/s", color: colors[0], points: self.series.iter().map(|s| (s.t, s.produce_mb_s)).collect() });
+                thr.push(plot::Series {
+                    name: "produced MB/s",
+                    color: colors[0],
+                    points: self.series.iter().map(|s| (s.t, s.produce_mb_s)).collect(),
+                });
             }
             if self.consume.is_some() {
-                thr.push(plot::Series { name: "consumed MB/s", color: colors[1], points: self.series.iter().map(|s| (s.t, s.consume_mb_s)).collect() });
+                thr.push(plot::Series {
+                    name: "consumed MB/s",
+                    color: colors[1],
+                    points: self.series.iter().map(|s| (s.t, s.consume_mb_s)).collect(),
+                });
             }
-            let warm_end = self.series.iter().filter(|s| s.warmup).map(|s| s.t).fold(0.0, f64::max);
+            let warm_end = self
+                .series
+                .iter()
+                .filter(|s| s.warmup)
+                .map(|s| s.t)
+                .fold(0.0, f64::max);
             let title = format!(
                 "corelog bench {}: {:.0} records/s, {:.1} MB/s over {:.1} s",
                 self.mode, self.records_s, self.mb_s, self.seconds

@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use super::args::{parse_size, LoadArgs, StartAt};
 use super::broker::EmbeddedBroker;
-use super::{end_offsets, plan, prepare_topic, preload, run_phase, wait_serving, Mode, Schedule};
+use super::{end_offsets, plan, preload, prepare_topic, run_phase, wait_serving, Mode, Schedule};
 
 /// Options of `corelog bench restart`.
 #[derive(Debug, Clone, Args)]

@@ -67,7 +67,10 @@ impl Shared {
 
     /// Records that a task failed (the first failure is kept) and stops the run.
     pub fn fail(&self, what: String) {
-        self.failure.lock().expect("not poisoned").get_or_insert(what);
+        self.failure
+            .lock()
+            .expect("not poisoned")
+            .get_or_insert(what);
         self.phase.store(phase::STOP, Ordering::Release);
     }
 
@@ -132,7 +135,10 @@ pub struct Recorder {
 
 impl Default for Recorder {
     fn default() -> Recorder {
-        Recorder { produce: latency_histogram(), e2e: latency_histogram() }
+        Recorder {
+            produce: latency_histogram(),
+            e2e: latency_histogram(),
+        }
     }
 }
 
