@@ -518,7 +518,7 @@ pub fn run(mode: Mode, args: LoadArgs) -> Result<Report, String> {
     if let Some(e) = &embedded {
         wait_serving(e.addr(), Duration::from_secs(60))?;
     }
-    let (partitions, leaders) = prepare_topic(&bootstrap, &args.topic, args.partitions)?;
+    let (mut partitions, mut leaders) = prepare_topic(&bootstrap, &args.topic, args.partitions)?;
     let mut preloaded = None;
     if let Some(bytes) = args.preload {
         let producers = args.producers.filter(|p| *p > 0).unwrap_or(4);
@@ -539,6 +539,7 @@ pub fn run(mode: Mode, args: LoadArgs) -> Result<Report, String> {
             .ok_or("--restart needs the embedded broker (no --bootstrap)")?;
         e.restart(false)?;
         wait_serving(e.addr(), Duration::from_secs(60))?;
+        (partitions, leaders) = prepare_topic(&bootstrap, &args.topic, args.partitions)?;
     }
     let mut p = plan(mode, &args, &bootstrap, partitions.clone(), leaders)?;
     if mode == Mode::Consume {

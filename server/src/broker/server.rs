@@ -285,11 +285,22 @@ fn lock_data_dir(dir: &std::path::Path) -> Result<std::fs::File, String> {
 }
 
 /// Shards bind with SO_REUSEPORT (glommio always sets it), which would let a second
-/// broker share the port silently; a plain bind first makes that an error.
+/// broker share the port silently; a plain bind first makes that an error. A plain bind
+/// also fails while connections of a broker that just stopped linger in TIME_WAIT
+/// (accepted sockets lack SO_REUSEADDR), so a failed bind is only believed when something
+/// accepts connections there: a restart must not wait a minute for TIME_WAIT.
 fn check_port_free(addr: std::net::SocketAddr) -> Result<(), String> {
-    std::net::TcpListener::bind(addr)
-        .map(drop)
-        .map_err(|e| format!("cannot listen on {addr}: {e}"))
+    match std::net::TcpListener::bind(addr) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            match std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_millis(500))
+            {
+                Err(c) if c.kind() == std::io::ErrorKind::ConnectionRefused => Ok(()),
+                _ => Err(format!("cannot listen on {addr}: {e}")),
+            }
+        }
+        Err(e) => Err(format!("cannot listen on {addr}: {e}")),
+    }
 }
 
 /// Blocks SIGINT and SIGTERM in every thread (executors inherit the mask) and waits for

@@ -1,0 +1,62 @@
+"""`corelog bench`: the load generator runs against a given broker and an embedded one,
+and its JSON holds what it measured (these check that it works, not how fast)."""
+
+import json
+import subprocess
+
+import pytest
+
+
+def bench(corelog_bin, tmp_path, *args, timeout=120):
+    out = tmp_path / "bench.json"
+    cmd = [corelog_bin, "bench", *args, "--json", str(out), "--quiet"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, f"{cmd}\n{proc.stdout}\n{proc.stderr}"
+    return json.loads(out.read_text()), proc.stdout
+
+
+def test_e2e_against_a_given_broker_counts_and_times_every_record(broker, corelog_bin, tmp_path):
+    r, text = bench(corelog_bin, tmp_path, "e2e", "--bootstrap", broker.bootstrap,
+                    "--topic", "bench-e2e", "--partitions", "3", "--duration", "1.5",
+                    "--warmup", "0.5", "--record-bytes", "100..300", "--keys", "zipfian",
+                    "--rate", "2000", "--compression", "lz4")
+    assert r["mode"] == "e2e"
+    p, c = r["produce"], r["consume"]
+    # 2000 records/s at a fixed rate, measured for 1.5 s.
+    assert 1500 <= p["records_s"] <= 2500, p
+    assert p["latency"]["count"] > 1000 and r["e2e_latency"]["count"] > 1000
+    assert 0 < p["latency"]["p50_us"] <= p["latency"]["p99_us"] <= p["latency"]["max_us"]
+    assert c["records_s"] > 0 and r["mb_s"] > 0
+    assert "end-to-end latency" in text
+
+
+def test_groups_share_partitions_and_commit(broker, corelog_bin, tmp_path):
+    r, _ = bench(corelog_bin, tmp_path, "e2e", "--bootstrap", broker.bootstrap,
+                 "--topic", "bench-groups", "--partitions", "4", "--groups", "2",
+                 "--consumers", "2", "--duration", "1", "--warmup", "1", "--rate", "1000")
+    # Two groups each read everything once: consumed = 2 x produced (within the window's
+    # edges).
+    ratio = r["consume"]["records_s"] / r["produce"]["records_s"]
+    assert 1.6 <= ratio <= 2.4, r
+
+
+def test_embedded_broker_catch_up_read_and_plot(corelog_bin, tmp_path):
+    plot = tmp_path / "plot.svg"
+    r, _ = bench(corelog_bin, tmp_path, "consume", "--preload", "20MB", "--partitions", "2",
+                 "--batch-bytes", "256KiB", "--acks", "1", "--consumers", "2", "--warmup", "0",
+                 "--duration", "60", "--restart", "--plot", str(plot))
+    assert r["embedded_broker"] and r["preloaded_bytes"] >= 20_000_000
+    # Everything preloaded was read back (batch bytes include ~2% framing).
+    assert r["consume"]["mb_s"] * r["seconds"] * 1e6 >= r["preloaded_bytes"]
+    assert r["broker_cpu_s"] is not None and r["client_cpu_share"] is not None
+    svg = plot.read_text()
+    assert svg.startswith("<svg") and "Throughput over time" in svg
+
+
+def test_bad_options_are_refused_clearly(corelog_bin, tmp_path):
+    proc = subprocess.run([corelog_bin, "bench", "produce", "--record-bytes", "9..3"],
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode != 0 and "record size range" in proc.stderr
+    proc = subprocess.run([corelog_bin, "bench", "produce", "--bootstrap", "127.0.0.1:1",
+                           "--duration", "1"], capture_output=True, text=True, timeout=30)
+    assert proc.returncode != 0 and "connect to 127.0.0.1:1" in proc.stderr
