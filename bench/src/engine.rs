@@ -33,6 +33,8 @@ use glommio::{LocalExecutorBuilder, Placement};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+use crate::load::stats::Percentiles;
+
 const SEGMENT_BYTES_DEFAULT: u64 = 256 << 20;
 /// Batches the generator may have made ahead of the engine.
 const GENERATOR_QUEUE_BATCHES: usize = 64;
@@ -106,36 +108,6 @@ pub struct EngineArgs {
     /// Write the results as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
-}
-
-/// Latency percentiles in microseconds.
-#[derive(Debug, Clone, Serialize)]
-pub struct Percentiles {
-    /// Median.
-    pub p50_us: u64,
-    /// 90th.
-    pub p90_us: u64,
-    /// 99th.
-    pub p99_us: u64,
-    /// 99.9th.
-    pub p999_us: u64,
-    /// 99.99th.
-    pub p9999_us: u64,
-    /// Largest.
-    pub max_us: u64,
-}
-
-impl Percentiles {
-    fn of(h: &Histogram<u64>) -> Percentiles {
-        Percentiles {
-            p50_us: h.value_at_quantile(0.5),
-            p90_us: h.value_at_quantile(0.9),
-            p99_us: h.value_at_quantile(0.99),
-            p999_us: h.value_at_quantile(0.999),
-            p9999_us: h.value_at_quantile(0.9999),
-            max_us: h.max(),
-        }
-    }
 }
 
 /// Results of one run.

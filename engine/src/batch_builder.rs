@@ -8,6 +8,8 @@
 //!  keyLength varint (-1 = null) | key | valueLength varint (-1 = null) | value |
 //!  headerCount varint | (headerKeyLength varint | key | headerValueLength varint | value)*`
 
+use bytes::BufMut;
+
 use crate::batch::{ATTRIBUTES_OFFSET, CRC_OFFSET, HEADER_BYTES, MAGIC_V2};
 
 /// Builds one uncompressed batch. Offsets start at 0 (the broker assigns the real ones).
@@ -23,18 +25,25 @@ pub struct BatchBuilder {
 }
 
 /// Appends `v` as a zigzag varint (Kafka's `varint`).
-pub fn put_varint(out: &mut Vec<u8>, v: i32) {
+pub fn put_varint(out: &mut impl BufMut, v: i32) {
     put_varlong(out, v as i64)
 }
 
 /// Appends `v` as a zigzag varlong (Kafka's `varlong`).
-pub fn put_varlong(out: &mut Vec<u8>, v: i64) {
+#[inline]
+pub fn put_varlong(out: &mut impl BufMut, v: i64) {
     let mut z = ((v << 1) ^ (v >> 63)) as u64;
     while z >= 0x80 {
-        out.push((z as u8) | 0x80);
+        out.put_u8((z as u8) | 0x80);
         z >>= 7;
     }
-    out.push(z as u8);
+    out.put_u8(z as u8);
+}
+
+/// Bytes [`put_varlong`] writes for `v`.
+pub fn varlong_len(v: i64) -> usize {
+    let z = ((v << 1) ^ (v >> 63)) as u64;
+    (64 - (z | 1).leading_zeros() as usize).div_ceil(7)
 }
 
 fn put_bytes(out: &mut Vec<u8>, b: Option<&[u8]>) {
@@ -160,5 +169,20 @@ mod tests {
         assert_eq!(enc(-64), [127]);
         assert_eq!(enc(64), [0x80, 1]);
         assert_eq!(enc(i64::MIN).len(), 10);
+        for v in [
+            0i64,
+            1,
+            -1,
+            63,
+            64,
+            -64,
+            -65,
+            8191,
+            8192,
+            i32::MAX as i64,
+            i64::MIN,
+        ] {
+            assert_eq!(enc(v).len(), varlong_len(v), "{v}");
+        }
     }
 }

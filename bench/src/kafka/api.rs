@@ -231,24 +231,15 @@ pub async fn list_offsets(
     .await?;
     let rows = decoded(
         "ListOffsets",
-        (|| {
-            d.i32()?;
-            let nt = d.count(6)?;
-            let mut out = Vec::new();
-            for _ in 0..nt {
-                d.string()?;
-                let np = d.count(26)?;
-                for _ in 0..np {
-                    let p = d.i32()?;
-                    let err = d.i16()?;
-                    d.i64()?;
-                    let off = d.i64()?;
-                    d.i32()?;
-                    out.push((p, err, off));
-                }
-            }
-            Ok(out)
-        })(),
+        d.i32().and_then(|_throttle| {
+            d.per_partition(26, |d| {
+                let (p, err) = (d.i32()?, d.i16()?);
+                d.i64()?; // timestamp
+                let off = d.i64()?;
+                d.i32()?; // leader epoch
+                Ok((p, err, off))
+            })
+        }),
     )?;
     rows.into_iter()
         .map(|(p, err, off)| match err {
@@ -280,26 +271,21 @@ pub fn produce_request(
 /// Reads a Produce v7 response: the first error code that is not NONE, if any.
 pub fn produce_response(body: Bytes) -> Result<Option<i16>, ClientError> {
     let mut d = Dec::new(body);
-    decoded(
+    let codes = decoded(
         "Produce",
-        (|| {
-            let nt = d.count(6)?;
-            let mut first_err = None;
-            for _ in 0..nt {
-                d.string()?;
-                let np = d.count(30)?;
-                for _ in 0..np {
-                    d.i32()?;
-                    let err = d.i16()?;
-                    d.skip(24)?;
-                    if err != code::NONE && first_err.is_none() {
-                        first_err = Some(err);
-                    }
-                }
-            }
-            Ok(first_err)
-        })(),
-    )
+        d.per_partition(30, |d| {
+            d.i32()?;
+            let err = d.i16()?;
+            d.skip(24)?; // base offset, log append time, log start offset
+            Ok(err)
+        }),
+    )?;
+    Ok(first_error(&codes))
+}
+
+/// The first error code that is not NONE.
+fn first_error(codes: &[i16]) -> Option<i16> {
+    codes.iter().copied().find(|c| *c != code::NONE)
 }
 
 /// One partition of a Fetch response.
@@ -343,32 +329,26 @@ pub fn fetch_response(body: Bytes) -> Result<Vec<FetchedPartition>, ClientError>
     let (err, parts) = decoded(
         "Fetch",
         (|| {
-            d.i32()?;
+            d.i32()?; // throttle
             let err = d.i16()?;
-            d.i32()?;
-            let nt = d.count(6)?;
-            let mut out = Vec::new();
-            for _ in 0..nt {
-                d.string()?;
-                let np = d.count(42)?;
-                for _ in 0..np {
-                    let partition = d.i32()?;
-                    let error_code = d.i16()?;
-                    let high_watermark = d.i64()?;
-                    d.i64()?;
-                    d.i64()?;
-                    let aborted = d.count(16)?;
-                    d.skip(aborted * 16)?;
-                    d.i32()?;
-                    let records = d.nullable_bytes()?.unwrap_or_default();
-                    out.push(FetchedPartition {
-                        partition,
-                        error_code,
-                        high_watermark,
-                        records,
-                    });
-                }
-            }
+            d.i32()?; // session id
+            let out = d.per_partition(42, |d| {
+                let partition = d.i32()?;
+                let error_code = d.i16()?;
+                let high_watermark = d.i64()?;
+                d.i64()?; // last stable offset
+                d.i64()?; // log start offset
+                let aborted = d.count(16)?;
+                d.skip(aborted * 16)?;
+                d.i32()?; // preferred read replica
+                let records = d.nullable_bytes()?.unwrap_or_default();
+                Ok(FetchedPartition {
+                    partition,
+                    error_code,
+                    high_watermark,
+                    records,
+                })
+            })?;
             Ok((err, out))
         })(),
     )?;
@@ -542,26 +522,16 @@ pub async fn offset_commit(
         }
     })
     .await?;
-    decoded(
+    let codes = decoded(
         "OffsetCommit",
-        (|| {
-            d.i32()?;
-            let nt = d.count(6)?;
-            let mut first = None;
-            for _ in 0..nt {
-                d.string()?;
-                let np = d.count(6)?;
-                for _ in 0..np {
-                    d.i32()?;
-                    let err = d.i16()?;
-                    if err != code::NONE && first.is_none() {
-                        first = Some(err);
-                    }
-                }
-            }
-            Ok(first)
-        })(),
-    )
+        d.i32().and_then(|_throttle| {
+            d.per_partition(6, |d| {
+                d.i32()?;
+                d.i16()
+            })
+        }),
+    )?;
+    Ok(first_error(&codes))
 }
 
 /// OffsetFetch v5: the committed offset of each partition (-1 when none).
@@ -584,21 +554,14 @@ pub async fn offset_fetch(
     let (rows, err) = decoded(
         "OffsetFetch",
         (|| {
-            d.i32()?;
-            let nt = d.count(6)?;
-            let mut out = Vec::new();
-            for _ in 0..nt {
-                d.string()?;
-                let np = d.count(20)?;
-                for _ in 0..np {
-                    let p = d.i32()?;
-                    let off = d.i64()?;
-                    d.i32()?;
-                    d.nullable_string()?;
-                    let err = d.i16()?;
-                    out.push((p, off, err));
-                }
-            }
+            d.i32()?; // throttle
+            let out = d.per_partition(20, |d| {
+                let p = d.i32()?;
+                let off = d.i64()?;
+                d.i32()?; // leader epoch
+                d.nullable_string()?; // metadata
+                Ok((p, off, d.i16()?))
+            })?;
             Ok((out, d.i16()?))
         })(),
     )?;

@@ -252,6 +252,24 @@ impl Dec {
         Ok(n)
     }
 
+    /// The `topics [name string | partitions [...]]` array every per-partition response
+    /// has: `row` reads one partition entry (of at least `min_partition_bytes`); topic
+    /// names are skipped (the client asks about one topic per request).
+    pub fn per_partition<T>(
+        &mut self,
+        min_partition_bytes: usize,
+        mut row: impl FnMut(&mut Dec) -> Result<T, DecodeError>,
+    ) -> Result<Vec<T>, DecodeError> {
+        let mut out = Vec::new();
+        for _ in 0..self.count(6)? {
+            self.string()?;
+            for _ in 0..self.count(min_partition_bytes)? {
+                out.push(row(self)?);
+            }
+        }
+        Ok(out)
+    }
+
     /// Skips `n` bytes.
     pub fn skip(&mut self, n: usize) -> Result<(), DecodeError> {
         self.take(n, "skip").map(|_| ())

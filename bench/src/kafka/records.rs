@@ -19,6 +19,7 @@ use clap::ValueEnum;
 use corelog_engine::batch::{
     self, RecordBatch, ATTRIBUTES_OFFSET, CRC_OFFSET, HEADER_BYTES, MAGIC_V2,
 };
+use corelog_engine::batch_builder::{put_varlong, varlong_len};
 use serde::Serialize;
 
 use super::ClientError;
@@ -43,22 +44,6 @@ impl Codec {
             Codec::Zstd => 4,
         }
     }
-}
-
-/// Bytes a zigzag varint of `v` takes.
-pub fn varint_len(v: i64) -> usize {
-    let z = ((v << 1) ^ (v >> 63)) as u64;
-    (64 - (z | 1).leading_zeros() as usize).div_ceil(7)
-}
-
-#[inline]
-fn put_varint(out: &mut impl BufMut, v: i64) {
-    let mut z = ((v << 1) ^ (v >> 63)) as u64;
-    while z >= 0x80 {
-        out.put_u8((z as u8) | 0x80);
-        z >>= 7;
-    }
-    out.put_u8(z as u8);
 }
 
 /// Builds one batch at a time. A finished batch is handed out as [`Bytes`] (sent without
@@ -125,23 +110,23 @@ impl BatchWriter {
         let ts_delta = ts_ms - self.base_ts;
         let key_len = key.map_or(-1, |k| k.len() as i64);
         let body = 1
-            + varint_len(ts_delta)
-            + varint_len(self.count as i64)
-            + varint_len(key_len)
+            + varlong_len(ts_delta)
+            + varlong_len(self.count as i64)
+            + varlong_len(key_len)
             + key.map_or(0, |k| k.len())
-            + varint_len(value.len() as i64)
+            + varlong_len(value.len() as i64)
             + value.len()
             + 1;
         self.buf.reserve(body + 5);
-        put_varint(&mut self.buf, body as i64);
+        put_varlong(&mut self.buf, body as i64);
         self.buf.put_u8(0);
-        put_varint(&mut self.buf, ts_delta);
-        put_varint(&mut self.buf, self.count as i64);
-        put_varint(&mut self.buf, key_len);
+        put_varlong(&mut self.buf, ts_delta);
+        put_varlong(&mut self.buf, self.count as i64);
+        put_varlong(&mut self.buf, key_len);
         if let Some(k) = key {
             self.buf.put_slice(k);
         }
-        put_varint(&mut self.buf, value.len() as i64);
+        put_varlong(&mut self.buf, value.len() as i64);
         match stamp_ns {
             Some(t) if value.len() >= 8 => {
                 self.buf.put_u64(t);
@@ -360,26 +345,5 @@ mod tests {
                 next_offset: 4
             }
         );
-    }
-
-    #[test]
-    fn varint_lengths() {
-        for v in [
-            0i64,
-            1,
-            -1,
-            63,
-            64,
-            -64,
-            -65,
-            8191,
-            8192,
-            i32::MAX as i64,
-            i64::MIN,
-        ] {
-            let mut o = Vec::new();
-            put_varint(&mut o, v);
-            assert_eq!(o.len(), varint_len(v), "{v}");
-        }
     }
 }

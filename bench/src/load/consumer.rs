@@ -47,22 +47,18 @@ pub async fn run(
     recorder: Rc<RefCell<Recorder>>,
 ) -> Result<(), ClientError> {
     let bootstrap = Conn::connect(&plan.bootstrap).await?;
+    let conns = plan.connect_leaders().await?;
     let mut c = Consumer {
         id,
         plan,
         shared,
         recorder,
         bootstrap,
-        conns: HashMap::new(),
+        conns,
         member: None,
         positions: HashMap::new(),
         caught_up: false,
     };
-    for addr in c.plan.leaders.values() {
-        if !c.conns.contains_key(addr) {
-            c.conns.insert(addr.clone(), Conn::connect(addr).await?);
-        }
-    }
     if c.plan.groups > 0 {
         let group = c.group_name();
         let m = Member::join(&c.bootstrap, &group, &c.plan.topic, &c.plan.partitions).await?;

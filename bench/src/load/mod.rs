@@ -68,6 +68,20 @@ pub struct Plan {
     pub catch_up: Option<HashMap<i32, i64>>,
 }
 
+impl Plan {
+    /// One connection to each partition leader, keyed by address; made before the load
+    /// starts, so connection set-up is not measured.
+    pub async fn connect_leaders(&self) -> Result<HashMap<String, Conn>, ClientError> {
+        let mut conns = HashMap::new();
+        for addr in self.leaders.values() {
+            if !conns.contains_key(addr) {
+                conns.insert(addr.clone(), Conn::connect(addr).await?);
+            }
+        }
+        Ok(conns)
+    }
+}
+
 /// Runs `make()` to completion on a fresh glommio executor thread.
 pub fn block_on<T, F, M>(make: M) -> Result<T, String>
 where
