@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::Args;
 use serde::Deserialize;
 
+use crate::broker::partition::BackgroundFlush;
 use crate::broker::topic_config::TopicDefaults;
 use crate::group::coordinator::GroupConfig;
 
@@ -57,6 +58,8 @@ struct FileConfig {
     request_max_bytes: Option<usize>,
     connections_max: Option<usize>,
     tail_cache_bytes: Option<usize>,
+    log_flush_interval_ms: Option<u64>,
+    log_flush_interval_bytes: Option<usize>,
     group_min_session_timeout_ms: Option<i64>,
     group_max_session_timeout_ms: Option<i64>,
     offsets_retention_ms: Option<i64>,
@@ -88,6 +91,8 @@ pub struct BrokerConfig {
     pub connections_max: usize,
     /// Bytes of recently appended batches each shard keeps in memory for fetches.
     pub tail_cache_bytes: usize,
+    /// When acks=0/1 appends are flushed.
+    pub background_flush: BackgroundFlush,
     /// Group coordinator settings.
     pub groups: GroupConfig,
 }
@@ -171,6 +176,16 @@ impl BrokerConfig {
             request_max_bytes: file.request_max_bytes.unwrap_or(100 << 20),
             connections_max: file.connections_max.unwrap_or(10_000),
             tail_cache_bytes: file.tail_cache_bytes.unwrap_or(256 << 20),
+            background_flush: {
+                let d = BackgroundFlush::default();
+                BackgroundFlush {
+                    interval: file
+                        .log_flush_interval_ms
+                        .map(Duration::from_millis)
+                        .unwrap_or(d.interval),
+                    bytes: file.log_flush_interval_bytes.unwrap_or(d.bytes),
+                }
+            },
             groups: {
                 let d = GroupConfig::default();
                 GroupConfig {

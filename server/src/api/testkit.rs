@@ -30,6 +30,7 @@ pub fn config(dir: &std::path::Path) -> BrokerConfig {
         request_max_bytes: 1 << 20,
         connections_max: 10,
         tail_cache_bytes: 1 << 20,
+        background_flush: crate::broker::partition::BackgroundFlush::default(),
         groups: Default::default(),
     }
 }

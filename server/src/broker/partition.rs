@@ -1,6 +1,12 @@
 //! One partition as the broker sees it: the engine's log, the topic settings it was
 //! opened with, the idempotent-producer state and the background flush for acks=0/1.
 //!
+//! Background flush: an acks=0/1 append is answered once it is in the write buffer, and
+//! made durable (and visible: the high watermark is the flushed end) by a flush that
+//! starts at most [`BackgroundFlush::interval`] after the first unflushed append, or at
+//! once when [`BackgroundFlush::bytes`] are waiting. Appends made while a flush runs wait
+//! for the next one, which the engine's group commit shares with any acks=all waiter.
+//!
 //! Produce ordering: a batch from an idempotent producer is checked against the producer
 //! state and appended under the partition's `sequence_order` permit, so that the check
 //! and the offset assignment cannot interleave with another batch of the same partition.
@@ -10,10 +16,12 @@
 use std::cell::{Cell, RefCell};
 use std::path::PathBuf;
 use std::rc::Rc;
+use std::time::Duration;
 
 use bytes::BytesMut;
 use corelog_engine::batch::{self, BatchScan, RecordBatch};
 use corelog_engine::{AppendOptions, PartitionLog, TailCache};
+use event_listener::Event;
 use glommio::sync::Semaphore;
 use glommio::TaskQueueHandle;
 
@@ -30,6 +38,26 @@ pub const PARTITION_METADATA_FILE: &str = "partition.metadata";
 /// Bytes of log tail scanned at open to rebuild producer state: the active segment and
 /// the one before it.
 const PRODUCER_SCAN_SEGMENTS: usize = 2;
+
+/// When acks=0/1 appends are flushed (broker settings `log_flush_interval_ms` and
+/// `log_flush_interval_bytes`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BackgroundFlush {
+    /// Longest an append waits for its flush to start. Zero: flush after every append
+    /// (appends arriving during a flush still share the next one).
+    pub interval: Duration,
+    /// Unflushed bytes that start a flush without waiting for the interval.
+    pub bytes: usize,
+}
+
+impl Default for BackgroundFlush {
+    fn default() -> Self {
+        BackgroundFlush {
+            interval: Duration::from_millis(1),
+            bytes: 1 << 20,
+        }
+    }
+}
 
 /// The answer to one produced batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,7 +84,13 @@ pub struct Partition {
     config: RefCell<TopicConfig>,
     producers: RefCell<ProducerStates>,
     sequence_order: Semaphore,
+    flush_policy: BackgroundFlush,
+    /// A background flush is scheduled and has not started yet.
     flush_scheduled: Cell<bool>,
+    /// Bytes appended for acks=0/1 since the scheduled flush was planned.
+    unflushed_bytes: Cell<usize>,
+    /// Notified when `unflushed_bytes` reaches the policy's bound.
+    flush_due: Event,
     background: TaskQueueHandle,
 }
 
@@ -77,6 +111,7 @@ impl Partition {
         config: TopicConfig,
         cache: Rc<RefCell<TailCache>>,
         background: TaskQueueHandle,
+        flush_policy: BackgroundFlush,
     ) -> Result<Partition, String> {
         let meta_path = dir.join(PARTITION_METADATA_FILE);
         let expected = metadata_text(&topic_id);
@@ -115,7 +150,10 @@ impl Partition {
             config: RefCell::new(config),
             producers: RefCell::new(ProducerStates::default()),
             sequence_order: Semaphore::new(1),
+            flush_policy,
             flush_scheduled: Cell::new(false),
+            unflushed_bytes: Cell::new(0),
+            flush_due: Event::new(),
             background,
         };
         p.rebuild_producer_state()
@@ -180,6 +218,7 @@ impl Partition {
         batch: BytesMut,
         flush_in_background: bool,
     ) -> Result<Appended, KafkaError> {
+        let batch_bytes = batch.len();
         let header = RecordBatch::new(&batch)
             .map_err(|e| KafkaError::from(corelog_engine::Error::InvalidBatch(e)))?;
         if header.is_transactional() {
@@ -245,7 +284,7 @@ impl Partition {
             }
         };
         if flush_in_background {
-            self.schedule_flush();
+            self.schedule_flush(batch_bytes);
         }
         Ok(Appended {
             base_offset: appended.base_offset,
@@ -255,16 +294,33 @@ impl Partition {
     }
 
     /// Makes acks=0/1 appends durable (and visible: the high watermark is the flushed
-    /// end) soon, without making the producer wait. Appends arriving while a flush runs
-    /// schedule the next one; the engine's group commit merges them.
-    fn schedule_flush(self: &Rc<Self>) {
+    /// end) soon, without making the producer wait: see the module documentation.
+    fn schedule_flush(self: &Rc<Self>, appended_bytes: usize) {
+        let unflushed = self.unflushed_bytes.get() + appended_bytes;
+        self.unflushed_bytes.set(unflushed);
+        if unflushed >= self.flush_policy.bytes {
+            self.flush_due.notify(usize::MAX);
+        }
         if self.flush_scheduled.replace(true) {
             return;
         }
         let me = self.clone();
         let spawned = glommio::spawn_local_into(
             async move {
+                let policy = me.flush_policy;
+                if !policy.interval.is_zero() {
+                    let due = me.flush_due.listen();
+                    if me.unflushed_bytes.get() < policy.bytes {
+                        futures_lite::future::or(due, async {
+                            glommio::timer::sleep(policy.interval).await;
+                        })
+                        .await;
+                    }
+                }
+                // Appends from here on need another flush: this one may have sealed the
+                // log's end before them.
                 me.flush_scheduled.set(false);
+                me.unflushed_bytes.set(0);
                 if let Err(e) = me.log.flush().await {
                     tracing::error!(topic = %me.topic, partition = me.index, error = %e,
                         "background flush failed");
@@ -387,6 +443,7 @@ mod tests {
                     config.clone(),
                     cache.clone(),
                     bg,
+                    BackgroundFlush::default(),
                 )
             };
             let p = Rc::new(open().await.unwrap());
@@ -406,9 +463,18 @@ mod tests {
             // A fresh cache: the rebuild must read the segment from disk.
             let cache2 = Rc::new(RefCell::new(TailCache::new(1 << 20)));
             let p = Rc::new(
-                Partition::open(path.clone(), "t", 0, [1; 16], config.clone(), cache2, bg)
-                    .await
-                    .unwrap(),
+                Partition::open(
+                    path.clone(),
+                    "t",
+                    0,
+                    [1; 16],
+                    config.clone(),
+                    cache2,
+                    bg,
+                    BackgroundFlush::default(),
+                )
+                .await
+                .unwrap(),
             );
             let end = p.log.log_end_offset();
             let dup = p.produce(idempotent(3, 2), true).await.unwrap();
@@ -422,6 +488,90 @@ mod tests {
             assert_eq!(gap.code, ErrorCode::OutOfOrderSequenceNumber);
             let next = p.produce(idempotent(9, 1), true).await.unwrap();
             assert_eq!(next.base_offset, end);
+            p.log.close().await.unwrap();
+        });
+    }
+
+    /// Polls until the high watermark reaches `end`; false after `limit`.
+    async fn visible_within(p: &Partition, end: u64, limit: std::time::Duration) -> bool {
+        let start = std::time::Instant::now();
+        while p.log.high_watermark() < end {
+            if start.elapsed() > limit {
+                return false;
+            }
+            glommio::timer::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        true
+    }
+
+    #[test]
+    fn background_flush_waits_for_its_interval_or_its_bytes() {
+        use std::time::Duration;
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_path_buf();
+        corelog_engine::testing::run_on_executor(move || async move {
+            let bg = glommio::executor().create_task_queue(
+                glommio::Shares::Static(100),
+                glommio::Latency::NotImportant,
+                "bg",
+            );
+            let cache = Rc::new(RefCell::new(TailCache::new(1 << 20)));
+            let config = super::super::topic_config::TopicDefaults::default().config;
+            let open = |name: &'static str, policy| {
+                Partition::open(
+                    root.join(name),
+                    name,
+                    0,
+                    [2; 16],
+                    config.clone(),
+                    cache.clone(),
+                    bg,
+                    policy,
+                )
+            };
+            // Bytes bound: a long interval, so only the bound can start the flush.
+            let p = Rc::new(
+                open(
+                    "by-bytes",
+                    BackgroundFlush {
+                        interval: Duration::from_secs(30),
+                        bytes: 2 * plain().len(),
+                    },
+                )
+                .await
+                .unwrap(),
+            );
+            p.produce(plain(), true).await.unwrap();
+            glommio::timer::sleep(Duration::from_millis(50)).await;
+            assert_eq!(p.log.high_watermark(), 0, "flushed before its bound");
+            p.produce(plain(), true).await.unwrap();
+            assert!(
+                visible_within(&p, 2, Duration::from_secs(10)).await,
+                "the bytes bound did not start a flush"
+            );
+            p.log.close().await.unwrap();
+
+            // Time bound: a bytes bound never reached.
+            let interval = Duration::from_millis(200);
+            let p = Rc::new(
+                open(
+                    "by-time",
+                    BackgroundFlush {
+                        interval,
+                        bytes: usize::MAX,
+                    },
+                )
+                .await
+                .unwrap(),
+            );
+            let appended = std::time::Instant::now();
+            p.produce(plain(), true).await.unwrap();
+            assert!(visible_within(&p, 1, Duration::from_secs(10)).await);
+            assert!(
+                appended.elapsed() >= interval,
+                "flushed after {:?}, before the interval",
+                appended.elapsed()
+            );
             p.log.close().await.unwrap();
         });
     }

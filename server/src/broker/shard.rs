@@ -428,6 +428,7 @@ impl Shard {
                     config.clone(),
                     self.cache.clone(),
                     self.background,
+                    self.config.background_flush,
                 )
                 .await
                 {
