@@ -59,7 +59,7 @@ echo
 if command -v kcat >/dev/null; then
   dir=$(mktemp -d); port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   "$B" serve --listen 127.0.0.1:"$port" --data-dir "$dir" 2>/dev/null & pid=$!
-  trap 'kill $pid 2>/dev/null; rm -rf "$dir"' EXIT
+  trap 'kill $pid 2>/dev/null || true; rm -rf "$dir"' EXIT
   python3 -c 'import sys; sys.stdout.write(("x"*100+"\n")*2000000)' > "$dir/records.txt"
   sleep 1
   start=$(date +%s.%N)

@@ -26,7 +26,7 @@ use glommio::sync::Semaphore;
 use glommio::TaskQueueHandle;
 
 use super::now_ms;
-use super::producer_state::{BatchMeta, Incoming, ProducerStates, Verdict};
+use super::producer_state::{BatchMeta, Incoming, ProducerStates, Verdict, SNAPSHOT_FILE};
 use super::topic_config::{TimestampType, TopicConfig};
 use crate::protocol::{ErrorCode, KafkaError};
 
@@ -57,6 +57,15 @@ impl Default for BackgroundFlush {
             bytes: 1 << 20,
         }
     }
+}
+
+/// How the producer state was rebuilt at open.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProducerScan {
+    /// A snapshot from a clean close was the starting point.
+    pub from_snapshot: bool,
+    /// Batches read from the log after it.
+    pub scanned_batches: u64,
 }
 
 /// The answer to one produced batch.
@@ -92,6 +101,7 @@ pub struct Partition {
     /// Notified when `unflushed_bytes` reaches the policy's bound.
     flush_due: Event,
     background: TaskQueueHandle,
+    producer_scan: ProducerScan,
 }
 
 fn metadata_text(topic_id: &[u8; 16]) -> String {
@@ -142,7 +152,7 @@ impl Partition {
         let log = PartitionLog::open(&dir, config.log_config(), cache)
             .await
             .map_err(|e| e.to_string())?;
-        let p = Partition {
+        let mut p = Partition {
             topic: topic.to_string(),
             index,
             topic_id,
@@ -155,27 +165,54 @@ impl Partition {
             unflushed_bytes: Cell::new(0),
             flush_due: Event::new(),
             background,
+            producer_scan: ProducerScan::default(),
         };
-        p.rebuild_producer_state()
+        p.producer_scan = p
+            .rebuild_producer_state()
             .await
             .map_err(|e| e.to_string())?;
         Ok(p)
     }
 
-    /// Scans the tail of the log for idempotent batches and remembers them, so that a
-    /// producer retrying across a restart is still deduplicated.
-    async fn rebuild_producer_state(&self) -> corelog_engine::Result<()> {
+    /// Rebuilds the idempotent-producer state: from the snapshot of the last clean close
+    /// when there is a usable one, then by scanning the log after it (all of it after a
+    /// clean close is already covered). Without a snapshot the scan starts
+    /// [`PRODUCER_SCAN_SEGMENTS`] segments back; a snapshot never makes it start earlier.
+    async fn rebuild_producer_state(&self) -> corelog_engine::Result<ProducerScan> {
+        let path = self.log.dir().join(SNAPSHOT_FILE);
+        let read = glommio::executor()
+            .spawn_blocking({
+                let path = path.clone();
+                move || corelog_engine::fsutil::read_optional(&path)
+            })
+            .await?;
+        let end = self.log.high_watermark();
+        let snapshot = match read.as_deref().map(ProducerStates::decode_snapshot) {
+            Some(Some((next, states))) if next <= end => Some((next, states)),
+            Some(_) => {
+                tracing::warn!(topic = %self.topic, partition = self.index, path = %path.display(),
+                    "producer snapshot unusable (damaged, or ahead of the log); scanning the log");
+                None
+            }
+            None => None,
+        };
         let bases = self.log.segment_bases();
-        let from = bases[bases.len().saturating_sub(PRODUCER_SCAN_SEGMENTS)];
+        let window = bases[bases.len().saturating_sub(PRODUCER_SCAN_SEGMENTS)];
+        let from_snapshot = snapshot.is_some();
+        let (from, mut states) = match snapshot {
+            Some((next, states)) => (next.max(window), states),
+            None => (window, ProducerStates::default()),
+        };
         let mut offset = from.max(self.log.log_start_offset());
-        let mut states = ProducerStates::default();
-        while offset < self.log.high_watermark() {
+        let mut scanned_batches = 0u64;
+        while offset < end {
             let data = self.log.read(offset, 1 << 20).await?;
             let before = offset;
             // A read returns chunks of whole batches (a disk read is one chunk).
             for chunk in &data.batches {
                 for (_, v) in BatchScan::new(chunk, false) {
                     offset = v.last_offset() as u64 + 1;
+                    scanned_batches += 1;
                     if v.producer_id() >= 0 {
                         record_batch(&mut states, &v);
                     }
@@ -189,10 +226,31 @@ impl Partition {
         }
         if !states.is_empty() {
             tracing::info!(topic = %self.topic, partition = self.index, producers = states.len(),
-                "producer state rebuilt from the log");
+                from_snapshot, scanned_batches, "producer state rebuilt");
         }
         *self.producers.borrow_mut() = states;
-        Ok(())
+        Ok(ProducerScan {
+            from_snapshot,
+            scanned_batches,
+        })
+    }
+
+    /// Flushes and closes the log, then saves the producer state for the next open.
+    pub async fn close(&self) -> corelog_engine::Result<()> {
+        self.log.close().await?;
+        let bytes = self
+            .producers
+            .borrow()
+            .encode_snapshot(self.log.log_end_offset());
+        let path = self.log.dir().join(SNAPSHOT_FILE);
+        glommio::executor()
+            .spawn_blocking(move || corelog_engine::fsutil::write_durable(&path, &bytes))
+            .await
+    }
+
+    /// How the producer state was rebuilt when this partition was opened.
+    pub fn producer_scan(&self) -> ProducerScan {
+        self.producer_scan
     }
 
     /// The topic settings in force.
@@ -476,6 +534,14 @@ mod tests {
                 .await
                 .unwrap(),
             );
+            assert_eq!(
+                p.producer_scan(),
+                ProducerScan {
+                    from_snapshot: false,
+                    scanned_batches: 6
+                },
+                "closed without a snapshot: the log is scanned"
+            );
             let end = p.log.log_end_offset();
             let dup = p.produce(idempotent(3, 2), true).await.unwrap();
             assert_eq!(dup.base_offset, offsets[1]);
@@ -488,7 +554,99 @@ mod tests {
             assert_eq!(gap.code, ErrorCode::OutOfOrderSequenceNumber);
             let next = p.produce(idempotent(9, 1), true).await.unwrap();
             assert_eq!(next.base_offset, end);
-            p.log.close().await.unwrap();
+            // A clean close saves the state: the next open reads no batch.
+            p.close().await.unwrap();
+            drop(p);
+            let reopen = || {
+                Partition::open(
+                    path.clone(),
+                    "t",
+                    0,
+                    [1; 16],
+                    config.clone(),
+                    Rc::new(RefCell::new(TailCache::new(1 << 20))),
+                    bg,
+                    BackgroundFlush::default(),
+                )
+            };
+            let p = Rc::new(reopen().await.unwrap());
+            assert_eq!(
+                p.producer_scan(),
+                ProducerScan {
+                    from_snapshot: true,
+                    scanned_batches: 0
+                }
+            );
+            let dup = p.produce(idempotent(9, 1), true).await.unwrap();
+            assert_eq!(dup.base_offset, next.base_offset);
+            // A crash after more appends: the snapshot plus a scan of what followed it.
+            let after = p.produce(idempotent(10, 2), false).await.unwrap();
+            p.log.flush().await.unwrap();
+            drop(p);
+            let p = Rc::new(reopen().await.unwrap());
+            assert_eq!(
+                p.producer_scan(),
+                ProducerScan {
+                    from_snapshot: true,
+                    scanned_batches: 1
+                }
+            );
+            let dup = p.produce(idempotent(10, 2), true).await.unwrap();
+            assert_eq!(dup.base_offset, after.base_offset);
+            assert_eq!(
+                p.produce(idempotent(12, 1), true)
+                    .await
+                    .unwrap()
+                    .base_offset,
+                after.base_offset + 2
+            );
+            p.close().await.unwrap();
+        });
+    }
+
+    #[test]
+    fn a_damaged_snapshot_falls_back_to_the_scan() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t-0");
+        corelog_engine::testing::run_on_executor(move || async move {
+            let bg = glommio::executor().create_task_queue(
+                glommio::Shares::Static(100),
+                glommio::Latency::NotImportant,
+                "bg",
+            );
+            let config = super::super::topic_config::TopicDefaults::default().config;
+            let open = || {
+                Partition::open(
+                    path.clone(),
+                    "t",
+                    0,
+                    [1; 16],
+                    config.clone(),
+                    Rc::new(RefCell::new(TailCache::new(1 << 20))),
+                    bg,
+                    BackgroundFlush::default(),
+                )
+            };
+            let p = Rc::new(open().await.unwrap());
+            let first = p.produce(idempotent(0, 3), true).await.unwrap();
+            p.close().await.unwrap();
+            drop(p);
+            let snap = path.join(SNAPSHOT_FILE);
+            let mut bytes = std::fs::read(&snap).unwrap();
+            let last = bytes.len() - 1;
+            bytes[last] ^= 0xff;
+            std::fs::write(&snap, &bytes).unwrap();
+            let p = Rc::new(open().await.unwrap());
+            assert_eq!(
+                p.producer_scan(),
+                ProducerScan {
+                    from_snapshot: false,
+                    scanned_batches: 1
+                }
+            );
+            let dup = p.produce(idempotent(0, 3), true).await.unwrap();
+            assert_eq!(dup.base_offset, first.base_offset);
+            p.close().await.unwrap();
         });
     }
 

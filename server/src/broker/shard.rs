@@ -433,6 +433,10 @@ impl Shard {
                 .await
                 {
                     Ok(p) => {
+                        let scan = p.producer_scan();
+                        tracing::debug!(topic = %name, partition, log_end = p.log.log_end_offset(),
+                            producers_from_snapshot = scan.from_snapshot,
+                            producer_batches_scanned = scan.scanned_batches, "partition opened");
                         self.partitions.borrow_mut().insert(tp, Rc::new(p));
                     }
                     Err(e) => {
@@ -476,7 +480,7 @@ impl Shard {
     pub async fn close_all(&self) {
         let parts: Vec<_> = self.partitions.borrow_mut().drain().collect();
         for (tp, p) in parts {
-            if let Err(e) = p.log.close().await {
+            if let Err(e) = p.close().await {
                 tracing::error!(topic = %tp.topic, partition = tp.partition, error = %e, "close failed");
             }
         }
