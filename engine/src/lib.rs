@@ -20,6 +20,7 @@
 //! - [`epoch`]: the leader epoch cache and its checkpoint file.
 //! - [`log`]: the partition log API that ties them together.
 //! - [`testing`]: running the engine on an executor from tests and tools.
+//! - [`socket`]: reading TCP frames into unzeroed buffer space (broker and bench client).
 
 pub mod appender;
 pub mod batch;
@@ -37,6 +38,7 @@ pub mod reader;
 pub mod recovery;
 pub mod retention;
 pub mod segment;
+pub mod socket;
 pub mod testing;
 
 pub use cache::TailCache;

@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 use std::rc::Rc;
 
 use bytes::{Bytes, BytesMut};
-use futures_lite::io::{AsyncReadExt, AsyncWriteExt, BufReader, ReadHalf, WriteHalf};
+use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use glommio::net::TcpStream;
 use glommio::sync::Semaphore;
@@ -25,7 +25,7 @@ type Reply = Result<Bytes, ClientError>;
 
 struct Inner {
     addr: String,
-    writer: Cell<Option<WriteHalf<TcpStream>>>,
+    writer: Cell<Option<TcpStream>>,
     write_turn: Semaphore,
     waiting: RefCell<VecDeque<(i32, LocalSender<Reply>)>>,
     next_correlation: Cell<i32>,
@@ -71,7 +71,10 @@ impl Conn {
         stream
             .set_nodelay(true)
             .map_err(|e| ClientError::new(format!("TCP_NODELAY on {addr}: {e}")))?;
-        let (reader, writer) = futures_lite::io::split(stream);
+        // The reader task owns the stream; writers use a second descriptor of it.
+        let writer = corelog_engine::socket::duplicate(&stream)
+            .map_err(|e| ClientError::new(format!("dup of the socket to {addr}: {e}")))?;
+        let mut reader = stream;
         let conn = Conn {
             inner: Rc::new(Inner {
                 addr: addr.to_string(),
@@ -84,7 +87,6 @@ impl Conn {
         };
         let weak = Rc::downgrade(&conn.inner);
         glommio::spawn_local(async move {
-            let mut reader = BufReader::with_capacity(64 << 10, reader);
             let err = loop {
                 let body = match read_frame(&mut reader).await {
                     Ok(b) => b,
@@ -194,7 +196,7 @@ impl Inner {
     }
 }
 
-async fn read_frame(reader: &mut BufReader<ReadHalf<TcpStream>>) -> Result<Bytes, ClientError> {
+async fn read_frame(reader: &mut TcpStream) -> Result<Bytes, ClientError> {
     let mut size = [0u8; 4];
     reader
         .read_exact(&mut size)
@@ -204,9 +206,9 @@ async fn read_frame(reader: &mut BufReader<ReadHalf<TcpStream>>) -> Result<Bytes
     if size < 4 || size as usize > MAX_RESPONSE_BYTES {
         return Err(ClientError::new(format!("response frame of {size} bytes")));
     }
-    let mut body = BytesMut::zeroed(size as usize);
-    reader
-        .read_exact(&mut body)
+    let size = size as usize;
+    let mut body = BytesMut::with_capacity(size);
+    corelog_engine::socket::recv_exact_into(reader, &mut body, size, size)
         .await
         .map_err(|e| ClientError::new(format!("read: {e}")))?;
     Ok(body.freeze())

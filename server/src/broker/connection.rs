@@ -10,7 +10,7 @@
 //! of an API other than ApiVersions and a body that does not decode all close this
 //! connection (with a log line naming the peer and the reason) and nothing else.
 
-use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::fd::AsRawFd;
 use std::rc::Rc;
 
 use bytes::BytesMut;
@@ -40,16 +40,13 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
         .unwrap_or_else(|_| "?".into());
     // A second descriptor of the socket for the writer task, so that reading and
     // writing proceed independently.
-    // SAFETY: dup returns a new descriptor we own (or -1, checked); from_raw_fd takes
-    // ownership of it.
-    let writer = unsafe {
-        let fd = libc::dup(stream.as_raw_fd());
-        if fd < 0 {
-            tracing::warn!(%peer, "cannot duplicate the socket; closing");
+    let writer = match corelog_engine::socket::duplicate(&stream) {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::warn!(%peer, error = %e, "cannot duplicate the socket; closing");
             let _ = stream.close().await;
             return;
         }
-        TcpStream::from_raw_fd(fd)
     };
     let (tx, rx) = local_channel::new_bounded(PIPELINE_MAX);
     let writer = glommio::spawn_local(write_responses(writer, rx, stream.as_raw_fd()));
@@ -209,15 +206,9 @@ async fn read_frame(stream: &mut TcpStream, size: usize) -> Result<BytesMut, Str
     // its request header must not be moved by a regrowth); beyond that the buffer grows
     // only as bytes arrive, so a claimed size alone cannot pin memory.
     let mut frame = BytesMut::with_capacity(size.min(FIRST_ALLOCATION_BYTES));
-    while frame.len() < size {
-        let start = frame.len();
-        let chunk = (size - start).min(READ_CHUNK_BYTES);
-        frame.resize(start + chunk, 0);
-        stream
-            .read_exact(&mut frame[start..])
-            .await
-            .map_err(|e| format!("frame of {size} bytes cut short: {e}"))?;
-    }
+    corelog_engine::socket::recv_exact_into(stream, &mut frame, size, READ_CHUNK_BYTES)
+        .await
+        .map_err(|e| format!("frame of {size} bytes cut short: {e}"))?;
     Ok(frame)
 }
 

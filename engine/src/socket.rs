@@ -1,0 +1,129 @@
+//! TCP socket helpers shared by the broker and the bench client: reading into a buffer's
+//! unused capacity without zeroing it first, and a second descriptor for a writer task.
+//!
+//! `AsyncRead` needs an initialised `&mut [u8]`, so a frame read the usual way is zeroed
+//! and then overwritten. perf put that memset at 25% of the bench client's CPU while 32
+//! consumers read 1.8 GB/s, and at ~4% of the broker's under 64 KiB produce requests.
+//! [`recv_exact_into`] instead hands `recv(2)` a raw pointer into the spare capacity (no
+//! reference to uninitialised memory is formed) and extends the length by what the kernel
+//! wrote. When the socket has nothing to read, glommio's `peek` (io_uring, MSG_PEEK) waits
+//! for data without taking it.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd};
+
+use bytes::BytesMut;
+use glommio::net::TcpStream;
+
+/// Appends exactly `n` bytes from `stream` to `buf`. Capacity is added `step` bytes at a
+/// time as data arrives (at most what is still missing), so a peer that claims a large
+/// frame and sends little pins little memory. An end of stream before `n` bytes is
+/// `UnexpectedEof`.
+pub async fn recv_exact_into(
+    stream: &TcpStream,
+    buf: &mut BytesMut,
+    n: usize,
+    step: usize,
+) -> io::Result<()> {
+    assert!(step > 0, "the growth step must be positive");
+    let end = buf.len() + n;
+    let fd = stream.as_raw_fd();
+    while buf.len() < end {
+        let missing = end - buf.len();
+        if buf.capacity() == buf.len() {
+            buf.reserve(missing.min(step));
+        }
+        let room = (buf.capacity() - buf.len()).min(missing);
+        let spare = buf.spare_capacity_mut();
+        // SAFETY: `spare` has at least `room` bytes of writable memory; recv writes at
+        // most `room` bytes there and returns how many.
+        let got = unsafe {
+            libc::recv(
+                fd,
+                spare.as_mut_ptr().cast::<libc::c_void>(),
+                room,
+                libc::MSG_DONTWAIT,
+            )
+        };
+        match got {
+            0 => return Err(io::ErrorKind::UnexpectedEof.into()),
+            g if g > 0 => {
+                let g = g as usize;
+                assert!(g <= room, "recv wrote {g} bytes into {room}");
+                // SAFETY: the kernel initialised these `g` bytes.
+                unsafe { buf.set_len(buf.len() + g) };
+            }
+            _ => {
+                let e = io::Error::last_os_error();
+                match e.kind() {
+                    io::ErrorKind::WouldBlock => {
+                        if stream.peek(&mut [0u8; 1]).await? == 0 {
+                            return Err(io::ErrorKind::UnexpectedEof.into());
+                        }
+                    }
+                    io::ErrorKind::Interrupted => {}
+                    _ => return Err(e),
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A second stream on a duplicate of `stream`'s descriptor, so that one task can write
+/// while another reads.
+pub fn duplicate(stream: &TcpStream) -> io::Result<TcpStream> {
+    // SAFETY: dup returns a new descriptor that nothing else owns (or -1, checked), and
+    // from_raw_fd takes ownership of it.
+    unsafe {
+        let fd = libc::dup(stream.as_raw_fd());
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(TcpStream::from_raw_fd(fd))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_lite::io::AsyncWriteExt;
+    use glommio::net::TcpListener;
+
+    #[test]
+    fn frames_arrive_whole_in_pieces_and_a_short_stream_is_an_error() {
+        crate::testing::run_on_executor(|| async {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            let payload: Vec<u8> = (0..300_000u32).map(|i| (i * 7 + 3) as u8).collect();
+            let sent = payload.clone();
+            let writer = glommio::spawn_local(async move {
+                let mut s = TcpStream::connect(addr).await.unwrap();
+                // Dribbles: the reader must wait for readiness many times.
+                for piece in sent.chunks(7_919) {
+                    s.write_all(piece).await.unwrap();
+                    glommio::timer::sleep(std::time::Duration::from_micros(200)).await;
+                }
+                s.close().await.unwrap();
+            });
+            let stream = listener.accept().await.unwrap();
+            let mut buf = BytesMut::new();
+            recv_exact_into(&stream, &mut buf, 100_000, 4096)
+                .await
+                .unwrap();
+            recv_exact_into(&stream, &mut buf, 150_000, 1 << 20)
+                .await
+                .unwrap();
+            assert_eq!(&buf[..], &payload[..250_000]);
+            let mut rest = BytesMut::new();
+            let short = recv_exact_into(&stream, &mut rest, 60_000, 4096).await;
+            assert_eq!(
+                short.unwrap_err().kind(),
+                io::ErrorKind::UnexpectedEof,
+                "50,000 bytes were left, not 60,000"
+            );
+            assert_eq!(&rest[..], &payload[250_000..]);
+            writer.await;
+        });
+    }
+}
