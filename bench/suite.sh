@@ -50,6 +50,8 @@ run catchup_cold consume --preload 4GiB --producers 4 --acks 1 --batch-bytes 1Mi
 # 6. Fan-out: 32 groups tailing while producing 100 MB/s, against the same without them.
 run fanout_base produce --rate 100MB/s --producers 2 --acks 1 --batch-bytes 256KiB --duration "$D"
 run fanout e2e --rate 100MB/s --producers 2 --acks 1 --batch-bytes 256KiB --groups 32 --consumers 1 --duration "$D"
+#    The machine's own ceiling for bytes over local TCP (what 32 x 100 MB/s must cross).
+"$B" bench loopback --duration 5 --json "$out/loopback.json"
 # 7. Restart holding 10 GiB in 100 partitions (clean stop), then the first fetches.
 echo "### restart: corelog bench restart"
 "$B" bench restart --preload 10GiB --partitions 100 --producers 4 --acks 1 --batch-bytes 1MiB --consumers 4 --first-bytes 1GiB --json "$out/restart.json" --quiet

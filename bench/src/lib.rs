@@ -6,6 +6,7 @@
 pub mod engine;
 pub mod kafka;
 pub mod load;
+pub mod loopback;
 
 use clap::Subcommand;
 
@@ -25,6 +26,9 @@ pub enum BenchCommand {
     /// Restart of an embedded broker holding data: time until it serves, speed of the
     /// first fetches.
     Restart(load::restart::RestartArgs),
+    /// TCP over 127.0.0.1 between two threads doing nothing else: the machine's ceiling
+    /// for any figure that crosses a local socket.
+    Loopback(loopback::LoopbackArgs),
 }
 
 /// Runs a benchmark command.
@@ -38,14 +42,23 @@ pub fn run(cmd: BenchCommand) -> Result<(), String> {
             let json = args.load.json.clone();
             let r = load::restart::run(args)?;
             r.print();
-            if let Some(path) = json {
-                let s = serde_json::to_string_pretty(&r).map_err(|e| format!("JSON: {e}"))?;
-                std::fs::write(&path, s + "\n")
-                    .map_err(|e| format!("writing {}: {e}", path.display()))?;
-            }
-            Ok(())
+            json.map_or(Ok(()), |path| write_json(&path, &r))
+        }
+        BenchCommand::Loopback(args) => {
+            let r = loopback::run(&args)?;
+            println!(
+                "corelog bench loopback: {:.2} GB/s ({} bytes in {:.2} s, {} bytes per write)",
+                r.gb_s, r.bytes, r.seconds, r.buffer_bytes
+            );
+            args.json.map_or(Ok(()), |path| write_json(&path, &r))
         }
     }
+}
+
+/// Writes a report as pretty JSON.
+fn write_json(path: &std::path::Path, report: &impl serde::Serialize) -> Result<(), String> {
+    let s = serde_json::to_string_pretty(report).map_err(|e| format!("JSON: {e}"))?;
+    std::fs::write(path, s + "\n").map_err(|e| format!("writing {}: {e}", path.display()))
 }
 
 fn load_run(mode: load::Mode, args: load::args::LoadArgs) -> Result<(), String> {
