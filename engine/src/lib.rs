@@ -13,6 +13,7 @@
 //! - [`segment`]: one segment file and its metadata.
 //! - [`appender`]: aligned direct-I/O writes in order, and the durability contract.
 //! - [`reader`]: scanning and reading stored batches.
+//! - `readahead`: reading on after a bulk disk read, for the next fetch.
 //! - [`cache`]: the per-core tail cache.
 //! - [`recovery`]: opening a log directory after a clean or unclean shutdown.
 //! - [`retention`]: which segments retention deletes.
@@ -34,6 +35,7 @@ pub mod error;
 pub mod fsutil;
 pub mod index;
 pub mod log;
+pub(crate) mod readahead;
 pub mod reader;
 pub mod recovery;
 pub mod retention;

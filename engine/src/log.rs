@@ -42,6 +42,7 @@ use crate::config::LogConfig;
 use crate::epoch::LeaderEpochCache;
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil;
+use crate::readahead::{self, ReadAhead};
 use crate::reader::{self, ScanParams};
 use crate::recovery::{self, RecoveryReport};
 use crate::retention::{self, SegmentStat};
@@ -110,6 +111,8 @@ pub struct LogStats {
     pub rolls: u64,
     /// Segments deleted by retention or DeleteRecords.
     pub segments_deleted: u64,
+    /// Disk reads answered by the read-ahead started after the read before them.
+    pub readahead_hits: u64,
 }
 
 /// Marks the log's one running flush; clears the mark and wakes waiting flushers when
@@ -208,6 +211,7 @@ pub struct PartitionLog {
     flush_done: Event,
     high_watermark_moved: Event,
     recovery: RecoveryReport,
+    readahead: RefCell<Option<ReadAhead>>,
 }
 
 impl std::fmt::Debug for PartitionLog {
@@ -313,6 +317,7 @@ impl PartitionLog {
             flush_done: Event::new(),
             high_watermark_moved: Event::new(),
             recovery: report,
+            readahead: RefCell::new(None),
         })
     }
 
@@ -750,28 +755,69 @@ impl PartitionLog {
                     } else {
                         0
                     };
-                    (s.file.clone(), s.log_path.clone(), from, s.durable_size)
+                    (
+                        s.file.clone(),
+                        s.log_path.clone(),
+                        from,
+                        s.durable_size,
+                        s.base_offset,
+                    )
                 })
             };
-            let Some((file, path, from, to)) = located else {
+            let Some((file, path, from, to, segment_base)) = located else {
                 return Ok(out);
             };
-            let found = reader::read_batches(
-                &file,
-                &path,
-                from,
-                to,
-                offset,
-                max_bytes,
-                self.batch_bytes_max(),
-            )
-            .await?;
-            if let Some(bytes) = found {
+            let ahead = self
+                .readahead
+                .borrow_mut()
+                .take()
+                .filter(|ra| ra.offset == offset && ra.segment_base == segment_base);
+            let mut found = None;
+            if let Some(ra) = ahead {
+                let pos = ra.pos;
+                match ra.data().await {
+                    Ok(data) => {
+                        found = reader::batches_at(&data, offset, max_bytes).map(|b| (pos, b));
+                        self.state.borrow_mut().stats.readahead_hits += u64::from(found.is_some());
+                    }
+                    Err(e) => tracing::debug!(error = %e, "read-ahead failed; reading again"),
+                }
+            }
+            if found.is_none() {
+                found = reader::read_batches(
+                    &file,
+                    &path,
+                    from,
+                    to,
+                    offset,
+                    max_bytes,
+                    self.batch_bytes_max(),
+                )
+                .await?;
+            }
+            if let Some((start, bytes)) = found {
                 // Keep only batches below the watermark captured above.
                 let keep = batches_below(&bytes, hw);
                 if keep > 0 {
                     out.bytes = keep;
                     out.batches.push(bytes.slice(..keep));
+                    // A bulk read (at least half of a limit that is not a probe's) is
+                    // likely followed by a read of what comes next: start reading it now
+                    // (see `readahead.rs`).
+                    let next_pos = start + keep as u64;
+                    if readahead::worth_it(max_bytes, keep) && next_pos < to {
+                        let next_offset = end_offset(&bytes[..keep]);
+                        let len = (max_bytes.saturating_add(reader::READ_SLACK_BYTES) as u64)
+                            .min(to - next_pos) as usize;
+                        *self.readahead.borrow_mut() = Some(ReadAhead::start(
+                            file,
+                            path,
+                            segment_base,
+                            next_offset,
+                            next_pos,
+                            len,
+                        ));
+                    }
                 }
                 return Ok(out);
             }
@@ -1079,6 +1125,7 @@ impl PartitionLog {
     /// and a clean shutdown marker, so the next open needs no recovery scan. The log
     /// refuses further writes. Like [`PartitionLog::truncate_to`], not cancellation-safe.
     pub async fn close(&self) -> Result<()> {
+        drop(self.readahead.borrow_mut().take());
         let _order = self.lock_appends().await?;
         self.state.borrow().writable()?;
         self.finish_active().await?;
@@ -1110,6 +1157,18 @@ impl Drop for PartitionLog {
 }
 
 /// Bytes of the whole batches at the start of `bytes` whose last offset is below `end`.
+/// The offset after the last of the whole batches in `bytes` (at least one).
+fn end_offset(bytes: &[u8]) -> u64 {
+    let mut pos = 0;
+    let mut next = 0;
+    while let Some(b) = RecordBatch::from_prefix(&bytes[pos..]) {
+        next = b.last_offset() as u64 + 1;
+        pos += b.len();
+    }
+    debug_assert!(pos > 0, "no whole batch");
+    next
+}
+
 fn batches_below(bytes: &[u8], end: u64) -> usize {
     let mut n = 0;
     while let Some(b) = RecordBatch::from_prefix(&bytes[n..]) {

@@ -168,8 +168,9 @@ pub const READ_SLACK_BYTES: usize = 64 << 10;
 
 /// Reads whole batches starting with the one that holds `offset`, from batch start
 /// `from`, not past position `to`, at most `max_bytes` except that the first batch is
-/// always whole. Returns the bytes (one copy out of the DMA buffer, so they can cross
-/// cores) or `None` if no batch at or after `offset` starts before `to`.
+/// always whole. Returns the file position of the first batch and the bytes (one copy out
+/// of the DMA buffer, so they can cross cores), or `None` if no batch at or after
+/// `offset` starts before `to`.
 ///
 /// Usually one read: `[from, from + max_bytes + READ_SLACK_BYTES)`, searched in memory.
 /// When the batch holding `offset` is not whole in that window, it scans on from the last
@@ -182,14 +183,17 @@ pub async fn read_batches(
     offset: u64,
     max_bytes: usize,
     batch_bytes_max: usize,
-) -> Result<Option<Bytes>> {
+) -> Result<Option<(u64, Bytes)>> {
     let want = ((max_bytes.saturating_add(READ_SLACK_BYTES)) as u64).min(to - from) as usize;
     let data = file.read_at(from, want).await.ctx("read segment", path)?;
     let mut pos = 0usize;
     while let Some(b) = RecordBatch::from_prefix(&data[pos..]) {
         if b.last_offset() as u64 >= offset {
             let end = whole_batches_within(&data[pos..], max_bytes);
-            return Ok(Some(Bytes::copy_from_slice(&data[pos..pos + end])));
+            return Ok(Some((
+                from + pos as u64,
+                Bytes::copy_from_slice(&data[pos..pos + end]),
+            )));
         }
         pos += b.len();
     }
@@ -231,7 +235,7 @@ async fn read_batches_scanning(
     offset: u64,
     max_bytes: usize,
     batch_bytes_max: usize,
-) -> Result<Option<Bytes>> {
+) -> Result<Option<(u64, Bytes)>> {
     let mut start = None;
     let mut first_len = 0usize;
     scan(
@@ -264,5 +268,17 @@ async fn read_batches_scanning(
     if end == 0 {
         return Ok(None);
     }
-    Ok(Some(Bytes::copy_from_slice(&data[..end])))
+    Ok(Some((start, Bytes::copy_from_slice(&data[..end]))))
+}
+
+/// The whole batches at the start of `data` that fit in `max_bytes` (the first always
+/// counted), if the first one starts at `offset` and is whole: what a read for `offset`
+/// returns when `data` was read from that batch's position (see `readahead.rs`).
+pub(crate) fn batches_at(data: &[u8], offset: u64, max_bytes: usize) -> Option<Bytes> {
+    let first = RecordBatch::from_prefix(data)?;
+    if first.base_offset() as u64 != offset {
+        return None;
+    }
+    let end = whole_batches_within(data, max_bytes);
+    (end > 0).then(|| Bytes::copy_from_slice(&data[..end]))
 }

@@ -640,3 +640,64 @@ fn a_cancelled_flush_does_not_wedge_later_ones() {
         }
     });
 }
+
+#[test]
+fn sequential_disk_reads_use_the_read_ahead_and_return_the_same_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (p1, p2) = (dir.path().join("cached"), dir.path().join("disk"));
+    run(move || async move {
+        let config = LogConfig {
+            segment_bytes: 256 << 10,
+            ..small_segments()
+        };
+        let cached = PartitionLog::open(&p1, config.clone(), big_cache())
+            .await
+            .unwrap();
+        let disk = PartitionLog::open(&p2, config, no_cache()).await.unwrap();
+        for i in 0..300u64 {
+            let (n, v) = (1 + (i % 5) as usize, 100 + (i * 53 % 1500) as usize);
+            for log in [&cached, &disk] {
+                log.append(batch(i, n, v, 1000 + i as i64), AppendOptions::default())
+                    .await
+                    .unwrap();
+            }
+        }
+        cached.flush().await.unwrap();
+        disk.flush().await.unwrap();
+        assert!(disk.segment_count() > 2, "segments must roll");
+        let expected = read_all(&cached, 100_000).await;
+
+        // One reader walking the log: after its first read of each segment, every read
+        // should be the read-ahead of the one before.
+        assert_eq!(read_all(&disk, 8_000).await, expected);
+        let hits = disk.stats().readahead_hits;
+        assert!(hits > 20, "read-ahead hits: {hits}");
+
+        // Two readers alternating drop each other's read-ahead; nothing changes in what
+        // they get. A read far below the limit starts none.
+        let at = |off: u64| expected.iter().position(|(b, _)| *b == off).unwrap();
+        let end = disk.high_watermark();
+        let (mut a, mut b) = (0u64, expected[expected.len() / 2].0);
+        while a < end || b < end {
+            for off in [&mut a, &mut b] {
+                if *off >= end {
+                    continue;
+                }
+                let got = split(&disk.read(*off, 6_000).await.unwrap().batches);
+                let i = at(*off);
+                assert_eq!(got[..], expected[i..i + got.len()], "read at {off}");
+                *off = RecordBatch::new(&got.last().unwrap().1)
+                    .unwrap()
+                    .last_offset() as u64
+                    + 1;
+            }
+        }
+        let before = disk.stats().readahead_hits;
+        let small = disk.read(expected[3].0, 10).await.unwrap();
+        assert_eq!(split(&small.batches)[0], expected[3]);
+        disk.read(expected[4].0, 10).await.unwrap();
+        assert_eq!(disk.stats().readahead_hits, before);
+        disk.close().await.unwrap();
+        cached.close().await.unwrap();
+    });
+}
