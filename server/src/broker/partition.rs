@@ -50,10 +50,15 @@ pub struct BackgroundFlush {
     pub bytes: usize,
 }
 
+/// The default interval trades acks=1 visibility for flushes: each flush of a partition
+/// costs a seal, a write and an fdatasync through an io_uring worker (tens of µs of CPU
+/// in a VM). 100 B records, acks=1, 8 partitions, same machine: 1 ms gave 2.2-2.6M
+/// records/s, 5 ms 3.0-3.8M, 20 ms 4.4M; end-to-end p50 at 100 MB/s grew from 5.2 to
+/// 6.9 ms between 1 and 5 ms (fdatasync itself takes 1-2 ms on this disk).
 impl Default for BackgroundFlush {
     fn default() -> Self {
         BackgroundFlush {
-            interval: Duration::from_millis(1),
+            interval: Duration::from_millis(5),
             bytes: 1 << 20,
         }
     }
