@@ -17,6 +17,11 @@ def load(name):
     return json.load(open(p)) if os.path.exists(p) else None
 
 
+def raw_phases(d):
+    b, a = d.get("raw_mb_s_before_after") or (d["raw_mb_s"], d["raw_mb_s"])
+    return f"{b:.0f} just before and {a:.0f} right after"
+
+
 def lat(p):
     return f"p50 {p['p50_us']} / p99 {p['p99_us']} / p99.9 {p['p999_us']} us"
 
@@ -30,7 +35,7 @@ d = load("durable")
 if d:
     rows.append(("Durable produce, 4 producers, acks=all, 1 MiB batches",
                  f"{d['produce']['batch_mb_s']:.0f} MB/s ({d['records_s']:.0f} rec/s); ack {lat(d['produce']['latency'])}",
-                 f"raw O_DIRECT {d['raw_mb_s']:.0f} MB/s right after (4 MiB per fdatasync per file); ratio {d['ratio_to_raw']:.2f}",
+                 f"raw O_DIRECT {d['raw_mb_s']:.0f} MB/s (mean of {raw_phases(d)}; 4 MiB per fdatasync per file); ratio {d['ratio_to_raw']:.2f}",
                  ">= 0.75 of raw", ok(d["ratio_to_raw"] >= 0.75)))
 s = load("small")
 if s:
@@ -83,7 +88,8 @@ if k and cc:
     rows.append(("Client check: 2M x 100 B, acks=1, 64 KiB batches, 1 producer",
                  f"corelog bench: {cc['records_s'] / 1e6:.2f}M rec/s, {cc['client_cpu_s']:.2f} CPU-s (client share {100 * (cc['client_cpu_share'] or 0):.0f}%)",
                  f"kcat (librdkafka 2.0.2): {k['records_s'] / 1e6:.2f}M rec/s, {k['client_cpu_s']:.2f} CPU-s",
-                 "the client is not the bottleneck", ok(cc["records_s"] >= k["records_s"])))
+                 "the client is not the bottleneck: less CPU per record than librdkafka",
+                 ok(cc["client_cpu_s"] / (cc["records_s"] * cc["seconds"]) <= k["client_cpu_s"] / 2e6)))
 
 when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 table = [f"Last refreshed {when} by `bench/suite.sh` (JSON in `{out}`).", "",

@@ -244,8 +244,9 @@ pub struct LoadArgs {
     /// Client executor threads (default: one per allowed CPU, at most one per task).
     #[arg(long)]
     pub client_threads: Option<usize>,
-    /// After the run, measure the disk's raw O_DIRECT write bandwidth (in the embedded
-    /// broker's directory's parent, or --raw-dir) for as long, and report the ratio.
+    /// Measure the disk's raw O_DIRECT write bandwidth (in the embedded broker's
+    /// directory's parent, or --raw-dir) for half the duration just before the run and
+    /// half right after it, and report the ratio to their mean.
     #[arg(long)]
     pub raw_baseline: bool,
     /// Directory for --raw-baseline with --bootstrap (the broker's disk).

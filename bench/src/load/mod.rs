@@ -575,31 +575,43 @@ pub fn run(mode: Mode, args: LoadArgs) -> Result<Report, String> {
     let threads = args
         .client_threads
         .unwrap_or_else(|| default_threads(p.producers + p.consumers));
-    let p = Arc::new(p);
-    let m = run_phase(p.clone(), schedule, broker_pid, threads)?;
+    // The raw baseline brackets the run, half just before it and half right after, so
+    // that a disk drifting during the run moves both sides of the ratio alike.
     let raw_dir = match (&args.raw_dir, &embedded) {
         (Some(d), _) => Some(d.clone()),
         (None, Some(e)) => e.data_dir().parent().map(|d| d.to_path_buf()),
         (None, None) => None,
     };
+    let raw_dir = match (args.raw_baseline, raw_dir) {
+        (false, _) => None,
+        (true, Some(d)) => Some(d),
+        (true, None) => {
+            return Err(
+                "--raw-baseline with --bootstrap needs --raw-dir on the broker's disk".into(),
+            )
+        }
+    };
+    let raw = |seconds: f64| -> Result<f64, String> {
+        let dir = raw_dir.as_ref().expect("checked above");
+        crate::engine::raw_disk_mb_s(dir, partitions.len(), 1 << 20, 4, args.raw_cadence, seconds)
+    };
+    let raw_before = match &raw_dir {
+        Some(_) => Some(raw(args.duration / 2.0)?),
+        None => None,
+    };
+    let p = Arc::new(p);
+    let m = run_phase(p.clone(), schedule, broker_pid, threads)?;
     if let Some(e) = embedded.as_mut() {
         e.check_alive()?;
         e.stop(false)?;
     }
     let mut r = Report::new(mode, &p, &m, threads, embedded.is_some(), preloaded);
-    if args.raw_baseline {
-        let dir = raw_dir
-            .ok_or("--raw-baseline with --bootstrap needs --raw-dir on the broker's disk")?;
-        let raw = crate::engine::raw_disk_mb_s(
-            &dir,
-            p.partitions.len(),
-            1 << 20,
-            4,
-            args.raw_cadence,
-            m.seconds,
-        )?;
-        r.raw_mb_s = Some(raw);
-        r.ratio_to_raw = r.produce.as_ref().map(|f| f.batch_mb_s / raw);
+    if let Some(before) = raw_before {
+        let after = raw(m.seconds / 2.0)?;
+        let mean = (before + after) / 2.0;
+        r.raw_mb_s = Some(mean);
+        r.raw_mb_s_before_after = Some([before, after]);
+        r.ratio_to_raw = r.produce.as_ref().map(|f| f.batch_mb_s / mean);
     }
     Ok(r)
 }

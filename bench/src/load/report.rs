@@ -103,8 +103,10 @@ pub struct Report {
     pub broker_cpu_s_per_mb: Option<f64>,
     /// Client CPU over client + broker CPU.
     pub client_cpu_share: Option<f64>,
-    /// Raw O_DIRECT write MB/s measured right after the run (--raw-baseline).
+    /// Raw O_DIRECT write MB/s (--raw-baseline): the mean of the two phases below.
     pub raw_mb_s: Option<f64>,
+    /// Raw MB/s just before the run and right after it, each for half its length.
+    pub raw_mb_s_before_after: Option<[f64; 2]>,
     /// Produced batch MB/s over raw MB/s.
     pub ratio_to_raw: Option<f64>,
     /// CPUs this process may use.
@@ -177,6 +179,7 @@ impl Report {
                 .zip(m.broker_cpu)
                 .map(|(c, b)| c / (c + b).max(1e-9)),
             raw_mb_s: None,
+            raw_mb_s_before_after: None,
             ratio_to_raw: None,
             cpus: core_affinity::get_core_ids().map_or(1, |c| c.len()),
             client_threads: threads,
@@ -210,8 +213,9 @@ impl Report {
             }
         }
         if let (Some(raw), Some(ratio)) = (self.raw_mb_s, self.ratio_to_raw) {
+            let [before, after] = self.raw_mb_s_before_after.unwrap_or([raw, raw]);
             println!(
-                "  raw O_DIRECT baseline: {raw:.1} MB/s ({} MiB per fdatasync per file); produced batches / raw = {ratio:.3}",
+                "  raw O_DIRECT baseline: {raw:.1} MB/s ({before:.1} just before, {after:.1} right after; {} MiB per fdatasync per file); produced batches / raw = {ratio:.3}",
                 self.settings.raw_cadence >> 20
             );
         }
