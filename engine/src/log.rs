@@ -809,14 +809,8 @@ impl PartitionLog {
                         let next_offset = end_offset(&bytes[..keep]);
                         let len = (max_bytes.saturating_add(reader::READ_SLACK_BYTES) as u64)
                             .min(to - next_pos) as usize;
-                        *self.readahead.borrow_mut() = Some(ReadAhead::start(
-                            file,
-                            path,
-                            segment_base,
-                            next_offset,
-                            next_pos,
-                            len,
-                        ));
+                        *self.readahead.borrow_mut() =
+                            ReadAhead::start(file, path, segment_base, next_offset, next_pos, len);
                     }
                 }
                 return Ok(out);
