@@ -73,6 +73,9 @@ wall = float(sys.argv[3]) - float(sys.argv[2]); u, s = map(float, open(sys.argv[
 json.dump({"records_s": 2e6 / wall, "mb_s": 2e8 / wall / 1e6, "client_cpu_s": u + s, "seconds": wall}, open(sys.argv[1], "w"))
 PY
   "$B" bench produce --bootstrap 127.0.0.1:"$port" --broker-pid "$pid" --topic bench-compare --producers 1 --record-bytes 100 --acks 1 --batch-bytes 64KiB --total-bytes 200MB --warmup 0 --json "$out/client_compare.json" --quiet
+  # The one-record latency of this broker as a plain blocking socket client sees it
+  # (baseline for row 4: the same requests without a client executor).
+  python3 bench/produce_ping.py 127.0.0.1:"$port" bench-compare 10000 "$out/produce_ping.json"
   kill $pid; wait $pid 2>/dev/null || true
 fi
 python3 bench/suite_table.py "$out" BENCHMARKS.md

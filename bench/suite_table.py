@@ -53,6 +53,10 @@ g = load("single")
 pp = load("pingpong")
 if g:
     base = f"socket ping-pong between two processes: p50 {pp['p50_us']:.0f} / p99 {pp['p99_us']:.0f} us" if pp else "-"
+    raw = load("produce_ping")
+    if raw:
+        base += (f"; the same one-record produce from a blocking raw-socket client (`bench/produce_ping.py`):"
+                 f" p50 {raw['p50_us']:.0f} / p99 {raw['p99_us']:.0f} us")
     rows.append(("One record per request, acks=1", f"{g['produce']['requests_s']:.0f} requests/s; {lat(g['produce']['latency'])}",
                  base, "p50 < 25 us", ok(g["produce"]["latency"]["p50_us"] < 25)))
 w, c = load("catchup_warm"), load("catchup_cold")

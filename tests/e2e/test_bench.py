@@ -2,9 +2,13 @@
 and its JSON holds what it measured (these check that it works, not how fast)."""
 
 import json
+import pathlib
 import subprocess
+import sys
+import time
 
 import pytest
+from kafka import KafkaConsumer, TopicPartition
 
 
 def bench(corelog_bin, tmp_path, *args, timeout=120):
@@ -60,3 +64,24 @@ def test_bad_options_are_refused_clearly(corelog_bin, tmp_path):
     proc = subprocess.run([corelog_bin, "bench", "produce", "--bootstrap", "127.0.0.1:1",
                            "--duration", "1"], capture_output=True, text=True, timeout=30)
     assert proc.returncode != 0 and "connect to 127.0.0.1:1" in proc.stderr
+
+
+def test_produce_ping_baseline_appends_one_record_per_request(broker, corelog_bin, tmp_path):
+    bench(corelog_bin, tmp_path, "produce", "--bootstrap", broker.bootstrap, "--topic",
+          "bench-ping", "--partitions", "1", "--duration", "0.3", "--warmup", "0")
+    consumer = KafkaConsumer(bootstrap_servers=broker.bootstrap)
+    tp = TopicPartition("bench-ping", 0)
+    before = consumer.end_offsets([tp])[tp]
+    out = tmp_path / "ping.json"
+    script = pathlib.Path(__file__).resolve().parents[2] / "bench" / "produce_ping.py"
+    proc = subprocess.run([sys.executable, str(script), broker.bootstrap, "bench-ping", "300",
+                           str(out)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    r = json.loads(out.read_text())
+    assert r["requests"] == 300 and 0 < r["p50_us"] <= r["p90_us"] <= r["p99_us"], r
+    # Every request appended exactly one record (acks=1: flushed within the interval).
+    deadline = time.time() + 10
+    while consumer.end_offsets([tp])[tp] < before + 300 and time.time() < deadline:
+        time.sleep(0.05)
+    assert consumer.end_offsets([tp])[tp] == before + 300
+    consumer.close()
