@@ -485,31 +485,37 @@ mod tests {
         BytesMut::from(&b.build()[..])
     }
 
+    /// A task queue for background flushes, on the test's executor.
+    fn background() -> TaskQueueHandle {
+        glommio::executor().create_task_queue(
+            glommio::Shares::Static(100),
+            glommio::Latency::NotImportant,
+            "bg",
+        )
+    }
+
+    /// Opens partition 0 of topic `t` in `dir` with its own tail cache, so that what a
+    /// reopen reads comes from disk.
+    async fn open_in(
+        dir: &std::path::Path,
+        bg: TaskQueueHandle,
+        flush: BackgroundFlush,
+    ) -> Partition {
+        let config = super::super::topic_config::TopicDefaults::default().config;
+        let cache = Rc::new(RefCell::new(TailCache::new(1 << 20)));
+        Partition::open(dir.to_path_buf(), "t", 0, [1; 16], config, cache, bg, flush)
+            .await
+            .unwrap()
+    }
+
     #[test]
     fn retried_batches_are_recognised_after_a_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t-0");
         corelog_engine::testing::run_on_executor(move || async move {
-            let bg = glommio::executor().create_task_queue(
-                glommio::Shares::Static(100),
-                glommio::Latency::NotImportant,
-                "bg",
-            );
-            let cache = Rc::new(RefCell::new(TailCache::new(1 << 20)));
-            let config = super::super::topic_config::TopicDefaults::default().config;
-            let open = || {
-                Partition::open(
-                    path.clone(),
-                    "t",
-                    0,
-                    [1; 16],
-                    config.clone(),
-                    cache.clone(),
-                    bg,
-                    BackgroundFlush::default(),
-                )
-            };
-            let p = Rc::new(open().await.unwrap());
+            let bg = background();
+            let open = || open_in(&path, bg, BackgroundFlush::default());
+            let p = Rc::new(open().await);
             let mut offsets = Vec::new();
             for (i, seq) in [0, 3, 5].into_iter().enumerate() {
                 p.produce(plain(), true).await.unwrap();
@@ -524,21 +530,7 @@ mod tests {
             p.log.close().await.unwrap();
             drop(p);
             // A fresh cache: the rebuild must read the segment from disk.
-            let cache2 = Rc::new(RefCell::new(TailCache::new(1 << 20)));
-            let p = Rc::new(
-                Partition::open(
-                    path.clone(),
-                    "t",
-                    0,
-                    [1; 16],
-                    config.clone(),
-                    cache2,
-                    bg,
-                    BackgroundFlush::default(),
-                )
-                .await
-                .unwrap(),
-            );
+            let p = Rc::new(open().await);
             assert_eq!(
                 p.producer_scan(),
                 ProducerScan {
@@ -562,19 +554,7 @@ mod tests {
             // A clean close saves the state: the next open reads no batch.
             p.close().await.unwrap();
             drop(p);
-            let reopen = || {
-                Partition::open(
-                    path.clone(),
-                    "t",
-                    0,
-                    [1; 16],
-                    config.clone(),
-                    Rc::new(RefCell::new(TailCache::new(1 << 20))),
-                    bg,
-                    BackgroundFlush::default(),
-                )
-            };
-            let p = Rc::new(reopen().await.unwrap());
+            let p = Rc::new(open().await);
             assert_eq!(
                 p.producer_scan(),
                 ProducerScan {
@@ -588,7 +568,7 @@ mod tests {
             let after = p.produce(idempotent(10, 2), false).await.unwrap();
             p.log.flush().await.unwrap();
             drop(p);
-            let p = Rc::new(reopen().await.unwrap());
+            let p = Rc::new(open().await);
             assert_eq!(
                 p.producer_scan(),
                 ProducerScan {
@@ -614,25 +594,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t-0");
         corelog_engine::testing::run_on_executor(move || async move {
-            let bg = glommio::executor().create_task_queue(
-                glommio::Shares::Static(100),
-                glommio::Latency::NotImportant,
-                "bg",
-            );
-            let config = super::super::topic_config::TopicDefaults::default().config;
-            let open = || {
-                Partition::open(
-                    path.clone(),
-                    "t",
-                    0,
-                    [1; 16],
-                    config.clone(),
-                    Rc::new(RefCell::new(TailCache::new(1 << 20))),
-                    bg,
-                    BackgroundFlush::default(),
-                )
-            };
-            let p = Rc::new(open().await.unwrap());
+            let bg = background();
+            let open = || open_in(&path, bg, BackgroundFlush::default());
+            let p = Rc::new(open().await);
             let first = p.produce(idempotent(0, 3), true).await.unwrap();
             p.close().await.unwrap();
             drop(p);
@@ -641,7 +605,7 @@ mod tests {
             let last = bytes.len() - 1;
             bytes[last] ^= 0xff;
             std::fs::write(&snap, &bytes).unwrap();
-            let p = Rc::new(open().await.unwrap());
+            let p = Rc::new(open().await);
             assert_eq!(
                 p.producer_scan(),
                 ProducerScan {
@@ -673,37 +637,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().to_path_buf();
         corelog_engine::testing::run_on_executor(move || async move {
-            let bg = glommio::executor().create_task_queue(
-                glommio::Shares::Static(100),
-                glommio::Latency::NotImportant,
-                "bg",
-            );
-            let cache = Rc::new(RefCell::new(TailCache::new(1 << 20)));
-            let config = super::super::topic_config::TopicDefaults::default().config;
-            let open = |name: &'static str, policy| {
-                Partition::open(
-                    root.join(name),
-                    name,
-                    0,
-                    [2; 16],
-                    config.clone(),
-                    cache.clone(),
-                    bg,
-                    policy,
-                )
-            };
+            let bg = background();
             // Bytes bound: a long interval, so only the bound can start the flush.
-            let p = Rc::new(
-                open(
-                    "by-bytes",
-                    BackgroundFlush {
-                        interval: Duration::from_secs(30),
-                        bytes: 2 * plain().len(),
-                    },
-                )
-                .await
-                .unwrap(),
-            );
+            let by_bytes = BackgroundFlush {
+                interval: Duration::from_secs(30),
+                bytes: 2 * plain().len(),
+            };
+            let p = Rc::new(open_in(&root.join("by-bytes"), bg, by_bytes).await);
             p.produce(plain(), true).await.unwrap();
             glommio::timer::sleep(Duration::from_millis(50)).await;
             assert_eq!(p.log.high_watermark(), 0, "flushed before its bound");
@@ -716,17 +656,11 @@ mod tests {
 
             // Time bound: a bytes bound never reached.
             let interval = Duration::from_millis(200);
-            let p = Rc::new(
-                open(
-                    "by-time",
-                    BackgroundFlush {
-                        interval,
-                        bytes: usize::MAX,
-                    },
-                )
-                .await
-                .unwrap(),
-            );
+            let by_time = BackgroundFlush {
+                interval,
+                bytes: usize::MAX,
+            };
+            let p = Rc::new(open_in(&root.join("by-time"), bg, by_time).await);
             let appended = std::time::Instant::now();
             p.produce(plain(), true).await.unwrap();
             assert!(visible_within(&p, 1, Duration::from_secs(10)).await);
