@@ -797,7 +797,7 @@ impl PartitionLog {
             }
             if let Some((start, bytes)) = found {
                 // Keep only batches below the watermark captured above.
-                let keep = batches_below(&bytes, hw);
+                let (keep, next_offset) = batches_below(&bytes, hw);
                 if keep > 0 {
                     out.bytes = keep;
                     out.batches.push(bytes.slice(..keep));
@@ -806,7 +806,6 @@ impl PartitionLog {
                     // (see `readahead.rs`).
                     let next_pos = start + keep as u64;
                     if readahead::worth_it(max_bytes, keep) && next_pos < to {
-                        let next_offset = end_offset(&bytes[..keep]);
                         let len = (max_bytes.saturating_add(reader::READ_SLACK_BYTES) as u64)
                             .min(to - next_pos) as usize;
                         *self.readahead.borrow_mut() =
@@ -1150,28 +1149,18 @@ impl Drop for PartitionLog {
     }
 }
 
-/// Bytes of the whole batches at the start of `bytes` whose last offset is below `end`.
-/// The offset after the last of the whole batches in `bytes` (at least one).
-fn end_offset(bytes: &[u8]) -> u64 {
-    let mut pos = 0;
-    let mut next = 0;
-    while let Some(b) = RecordBatch::from_prefix(&bytes[pos..]) {
-        next = b.last_offset() as u64 + 1;
-        pos += b.len();
-    }
-    debug_assert!(pos > 0, "no whole batch");
-    next
-}
-
-fn batches_below(bytes: &[u8], end: u64) -> usize {
-    let mut n = 0;
+/// Of the whole batches at the start of `bytes`, those whose last offset is below `end`:
+/// their length in bytes and the offset after the last of them.
+fn batches_below(bytes: &[u8], end: u64) -> (usize, u64) {
+    let (mut n, mut next) = (0, 0);
     while let Some(b) = RecordBatch::from_prefix(&bytes[n..]) {
         if b.last_offset() as u64 >= end {
             break;
         }
+        next = b.last_offset() as u64 + 1;
         n += b.len();
     }
-    n
+    (n, next)
 }
 
 /// Removes segments' files (segment and indexes). Unlinking a large file can take
