@@ -10,9 +10,10 @@
 //! One read-ahead per log, of at most [`MAX_BYTES`], and at most [`SHARD_BUDGET_BYTES`]
 //! in all on one executor (a shard): a read-ahead that does not fit is not started, so
 //! memory stays bounded however many partitions are read at once. Any other read (another
-//! offset or segment) drops it, and dropping cancels the read in flight. The data was below the segment's durable size
-//! when the read started, so it is durable; the caller still trims it to the high
-//! watermark it captured, as for any read.
+//! offset or segment) drops it, and dropping cancels the read in flight.
+//!
+//! The data was below the segment's durable size when the read started, so it is durable;
+//! the caller still trims it to the high watermark it captured, as for any read.
 
 use std::cell::Cell;
 use std::path::PathBuf;

@@ -582,23 +582,22 @@ pub fn run(mode: Mode, args: LoadArgs) -> Result<Report, String> {
         (None, Some(e)) => e.data_dir().parent().map(|d| d.to_path_buf()),
         (None, None) => None,
     };
-    let raw_dir = match (args.raw_baseline, raw_dir) {
-        (false, _) => None,
-        (true, Some(d)) => Some(d),
-        (true, None) => {
+    let raw_dir = match raw_dir {
+        Some(d) if args.raw_baseline => Some(d),
+        None if args.raw_baseline => {
             return Err(
                 "--raw-baseline with --bootstrap needs --raw-dir on the broker's disk".into(),
             )
         }
+        _ => None,
     };
-    let raw = |seconds: f64| -> Result<f64, String> {
-        let dir = raw_dir.as_ref().expect("checked above");
+    let raw = |dir: &std::path::Path, seconds: f64| {
         crate::engine::raw_disk_mb_s(dir, partitions.len(), 1 << 20, 4, args.raw_cadence, seconds)
     };
-    let raw_before = match &raw_dir {
-        Some(_) => Some(raw(args.duration / 2.0)?),
-        None => None,
-    };
+    let raw_before = raw_dir
+        .as_deref()
+        .map(|d| raw(d, args.duration / 2.0))
+        .transpose()?;
     let p = Arc::new(p);
     let m = run_phase(p.clone(), schedule, broker_pid, threads)?;
     if let Some(e) = embedded.as_mut() {
@@ -606,8 +605,8 @@ pub fn run(mode: Mode, args: LoadArgs) -> Result<Report, String> {
         e.stop(false)?;
     }
     let mut r = Report::new(mode, &p, &m, threads, embedded.is_some(), preloaded);
-    if let Some(before) = raw_before {
-        let after = raw(m.seconds / 2.0)?;
+    if let (Some(dir), Some(before)) = (raw_dir.as_deref(), raw_before) {
+        let after = raw(dir, m.seconds / 2.0)?;
         let mean = (before + after) / 2.0;
         r.raw_mb_s = Some(mean);
         r.raw_mb_s_before_after = Some([before, after]);
