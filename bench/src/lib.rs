@@ -7,6 +7,7 @@ pub mod engine;
 pub mod kafka;
 pub mod load;
 pub mod loopback;
+pub mod pingpong;
 
 use clap::Subcommand;
 
@@ -29,6 +30,9 @@ pub enum BenchCommand {
     /// TCP over 127.0.0.1 between two threads doing nothing else: the machine's ceiling
     /// for any figure that crosses a local socket.
     Loopback(loopback::LoopbackArgs),
+    /// One small request and its answer at a time over 127.0.0.1 between two threads,
+    /// sleeping in recv and busy-polling: the machine's floor for request latency.
+    Pingpong(pingpong::PingPongArgs),
 }
 
 /// Runs a benchmark command.
@@ -50,6 +54,16 @@ pub fn run(cmd: BenchCommand) -> Result<(), String> {
                 "corelog bench loopback: {:.2} GB/s ({} bytes in {:.2} s, {} bytes per write)",
                 r.gb_s, r.bytes, r.seconds, r.buffer_bytes
             );
+            args.json.map_or(Ok(()), |path| write_json(&path, &r))
+        }
+        BenchCommand::Pingpong(args) => {
+            let r = pingpong::run(&args)?;
+            for (mode, m) in [("blocking", &r.blocking), ("busy-poll", &r.busy_poll)] {
+                println!(
+                    "corelog bench pingpong, {mode}: p50 {:.1} p99 {:.1} p99.9 {:.1} us ({} round trips of {} + {} bytes)",
+                    m.p50_us, m.p99_us, m.p99_9_us, m.count, r.request_bytes, r.response_bytes
+                );
+            }
             args.json.map_or(Ok(()), |path| write_json(&path, &r))
         }
     }

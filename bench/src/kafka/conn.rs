@@ -4,13 +4,19 @@
 //! answers a connection's requests in order, so a reader task matches each response frame
 //! to the oldest request still waiting and checks its correlation id. Any number of
 //! requests may be outstanding; callers bound that themselves (`--in-flight`).
+//!
+//! With a busy-poll time (`--busy-poll-us`), the reader polls the socket that long before
+//! its executor sleeps, as latency benchmarks such as sockperf do: an executor's sleep and
+//! wake-up cost this VM 100-300 us per response, far more than the round trip itself.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::rc::Rc;
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
+use corelog_engine::socket::recv_exact_into;
+use futures_lite::io::AsyncWriteExt;
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use glommio::net::TcpStream;
 use glommio::sync::Semaphore;
@@ -65,6 +71,13 @@ impl Pending {
 impl Conn {
     /// Connects to `addr` (host:port) and starts the reader task on this executor.
     pub async fn connect(addr: &str) -> Result<Conn, ClientError> {
+        Self::connect_polling(addr, Duration::ZERO).await
+    }
+
+    /// [`connect`](Self::connect) with a reader that busy-polls an empty socket for up to
+    /// `busy_poll` before it lets the executor sleep (its thread keeps its CPU busy
+    /// meanwhile).
+    pub async fn connect_polling(addr: &str, busy_poll: Duration) -> Result<Conn, ClientError> {
         let stream = TcpStream::connect(addr)
             .await
             .map_err(|e| ClientError::new(format!("connect to {addr}: {e}")))?;
@@ -88,7 +101,7 @@ impl Conn {
         let weak = Rc::downgrade(&conn.inner);
         glommio::spawn_local(async move {
             let err = loop {
-                let body = match read_frame(&mut reader).await {
+                let body = match read_frame(&mut reader, busy_poll).await {
                     Ok(b) => b,
                     Err(e) => break e,
                 };
@@ -196,19 +209,18 @@ impl Inner {
     }
 }
 
-async fn read_frame(reader: &mut TcpStream) -> Result<Bytes, ClientError> {
-    let mut size = [0u8; 4];
-    reader
-        .read_exact(&mut size)
+async fn read_frame(reader: &mut TcpStream, busy_poll: Duration) -> Result<Bytes, ClientError> {
+    let mut head = BytesMut::with_capacity(4);
+    recv_exact_into(reader, &mut head, 4, 4, busy_poll)
         .await
         .map_err(|e| ClientError::new(format!("read: {e}")))?;
-    let size = i32::from_be_bytes(size);
+    let size = i32::from_be_bytes(head[..].try_into().expect("4 bytes read"));
     if size < 4 || size as usize > MAX_RESPONSE_BYTES {
         return Err(ClientError::new(format!("response frame of {size} bytes")));
     }
     let size = size as usize;
     let mut body = BytesMut::with_capacity(size);
-    corelog_engine::socket::recv_exact_into(reader, &mut body, size, size)
+    recv_exact_into(reader, &mut body, size, size, busy_poll)
         .await
         .map_err(|e| ClientError::new(format!("read: {e}")))?;
     Ok(body.freeze())

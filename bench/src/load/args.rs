@@ -203,6 +203,11 @@ pub struct LoadArgs {
     /// Produce requests each producer may have unanswered.
     #[arg(long, default_value_t = 5)]
     pub in_flight: usize,
+    /// Microseconds a connection to a partition leader polls its empty socket before
+    /// its executor sleeps (0: never). It trades the client thread's CPU for latency,
+    /// so it suits latency runs with few requests in flight (the one-record row).
+    #[arg(long, default_value_t = 0)]
+    pub busy_poll_us: u64,
     /// Acknowledgements.
     #[arg(long, value_enum, default_value_t = Acks::All)]
     pub acks: Acks,

@@ -73,9 +73,10 @@ impl Plan {
     /// starts, so connection set-up is not measured.
     pub async fn connect_leaders(&self) -> Result<HashMap<String, Conn>, ClientError> {
         let mut conns = HashMap::new();
+        let busy_poll = std::time::Duration::from_micros(self.args.busy_poll_us);
         for addr in self.leaders.values() {
             if !conns.contains_key(addr) {
-                conns.insert(addr.clone(), Conn::connect(addr).await?);
+                conns.insert(addr.clone(), Conn::connect_polling(addr, busy_poll).await?);
             }
         }
         Ok(conns)
