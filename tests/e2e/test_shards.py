@@ -70,3 +70,40 @@ def test_one_request_spans_all_partitions(two_shards, topic_name):
                 got = [r.value for batch in result.batches for r in batch.records]
                 assert got == [f"r{n}-p{p}-{i}".encode()
                                for n in range(round_no + 1) for i in range(3)]
+
+
+def test_a_connection_moves_to_the_shard_of_its_partitions(broker_factory, topic_name,
+                                                           monkeypatch):
+    """Partitions 0 and 1 of a topic live on different shards, so runs of one-record
+    produces to p0, p1, p0 on one connection move it at least twice (whichever shard
+    it lands on). Three requests are kept in flight with acks=all, so a move happens
+    with responses outstanding; every answer must still arrive, in order, with the
+    right offsets, and the data must read back through the moved connection."""
+    monkeypatch.setenv("CORELOG_LOG", "info,corelog::broker::connection=debug")
+    b = broker_factory(shards=2, config={"busy_poll_us": 50})
+    topic = create_topic(b.bootstrap, topic_name(), partitions=2)
+    runs, per_run, depth = (0, 1, 0), 40, 3
+    sent = {0: [], 1: []}
+    with kwire.Connection.to(b.bootstrap) as conn:
+        version = conn.pick_version(kwire.API_PRODUCE, 3, 8)
+        expected = []
+        for run_no, p in enumerate(runs):
+            for i in range(per_run):
+                value = f"run{run_no}-p{p}-{i}".encode()
+                body = kwire.produce_body({(topic, p): kwire.encode_batch([(None, value)])},
+                                          acks=-1)
+                expected.append((conn.send(kwire.API_PRODUCE, version, body), p,
+                                 len(sent[p])))
+                sent[p].append(value)
+                while len(expected) > depth or (expected and i == per_run - 1):
+                    ticket, tp, offset = expected.pop(0)
+                    result = kwire.decode_produce_response(conn.receive(ticket),
+                                                           version)[(topic, tp)]
+                    assert (result.error_code, result.base_offset) == (kwire.NONE, offset)
+        fetched = conn.fetch({(topic, p): 0 for p in (0, 1)})
+    for p in (0, 1):
+        result = fetched[(topic, p)]
+        assert result.error_code == kwire.NONE
+        assert [r.value for batch in result.batches for r in batch.records] == sent[p]
+    moves = b.log_path.read_text(errors="replace").count("connection moved")
+    assert moves >= 2, b.log_tail()

@@ -51,7 +51,7 @@ async fn exchange<Req: Encodable, Resp: Decodable>(
         flexible: spec.is_flexible(version),
         client_host: None,
     };
-    let parts = super::handle(shard, &header, body)
+    let parts = super::handle(shard, &header, body, &Default::default())
         .await
         .unwrap_or_else(|e| {
             panic!("{key:?} v{version}: our decoder refused the crate's request: {e}")

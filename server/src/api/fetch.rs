@@ -168,7 +168,7 @@ async fn read_all(
     max_bytes: usize,
 ) -> Vec<ReadResult> {
     let mut out: Vec<Option<ReadResult>> = vec![None; items.len()];
-    let replies = req.shard.fan_out(items.to_vec(), |part| Op::Read {
+    let replies = req.fan_out_data(items.to_vec(), |part| Op::Read {
         items: part,
         budget: max_bytes,
     });

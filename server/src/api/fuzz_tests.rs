@@ -59,7 +59,7 @@ fn random_requests_never_panic_and_answers_are_framed() {
             let body: BytesMut = (0..len).map(|_| plausible_byte(&mut rng)).collect();
             // Long polls may legitimately wait: bound each call, a timeout is not a bug.
             let call = async {
-                match super::handle(&shard, &header, body).await {
+                match super::handle(&shard, &header, body, &Default::default()).await {
                     Ok(answer) => Some(answer.wait().await),
                     Err(_) => None,
                 }

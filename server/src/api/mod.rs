@@ -41,6 +41,7 @@ use std::rc::Rc;
 
 use bytes::{Bytes, BytesMut};
 
+use crate::broker::affinity::ShardsTouched;
 use crate::broker::shard::Shard;
 use crate::protocol::wire::{DecodeError, DecodeResult, Reader};
 use crate::protocol::{ApiKey, ApiSpec, ErrorCode, RequestHeader, Response};
@@ -52,6 +53,8 @@ pub struct Request<'a> {
     pub shard: &'a Rc<Shard>,
     /// The decoded header.
     pub header: &'a RequestHeader,
+    /// Where the request's partitions live, for the connection's affinity.
+    pub touched: &'a ShardsTouched,
 }
 
 impl Request<'_> {
@@ -66,6 +69,19 @@ impl Request<'_> {
     /// A response with the header for this request.
     pub fn response(&self) -> Response {
         Response::new(self.header.correlation_id, self.header.flexible)
+    }
+
+    /// [`Shard::fan_out`] for a data request (Produce, Fetch): also records the shards
+    /// it went to, which may move the connection there (`broker::affinity`).
+    pub async fn fan_out_data<I>(
+        &self,
+        items: Vec<(crate::broker::router::TopicPartition, I)>,
+        make_op: impl Fn(Vec<(crate::broker::router::TopicPartition, I)>) -> crate::broker::router::Op,
+    ) -> Vec<(Vec<usize>, crate::broker::router::Reply)> {
+        for (tp, _) in &items {
+            self.touched.note(self.shard.owner(tp));
+        }
+        self.shard.fan_out(items, make_op).await
     }
 }
 
@@ -111,9 +127,14 @@ pub async fn handle(
     shard: &Rc<Shard>,
     header: &RequestHeader,
     body: BytesMut,
+    touched: &ShardsTouched,
 ) -> DecodeResult<Answer> {
     let spec = ApiSpec::find(header.api_key).expect("header decode checked the key");
-    let req = Request { shard, header };
+    let req = Request {
+        shard,
+        header,
+        touched,
+    };
     if !spec.supports(header.api_version) {
         if spec.key == ApiKey::ApiVersions {
             return Ok(Answer::Now(Some(api_versions::unsupported(&req).finish())));

@@ -98,8 +98,7 @@ pub async fn handle(req: &Request<'_>, body: BytesMut) -> DecodeResult<Handled> 
     }
 
     let replies = req
-        .shard
-        .fan_out(to_append, |items| Op::Produce {
+        .fan_out_data(to_append, |items| Op::Produce {
             flush_in_background: acks != -1,
             items,
         })

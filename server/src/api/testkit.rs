@@ -31,6 +31,7 @@ pub fn config(dir: &std::path::Path) -> BrokerConfig {
         connections_max: 10,
         tail_cache_bytes: 1 << 20,
         background_flush: crate::broker::partition::BackgroundFlush::default(),
+        busy_poll: Duration::ZERO,
         groups: Default::default(),
     }
 }

@@ -10,14 +10,18 @@
 //! of an API other than ApiVersions and a body that does not decode all close this
 //! connection (with a log line naming the peer and the reason) and nothing else.
 
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd};
 use std::rc::Rc;
 
+use std::time::Duration;
+
 use bytes::BytesMut;
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use corelog_engine::socket::recv_exact_into;
+use futures_lite::AsyncWriteExt;
 use glommio::channels::local_channel::{self, LocalReceiver};
 use glommio::net::TcpStream;
 
+use super::affinity::{Affinity, ShardsTouched};
 use super::shard::Shard;
 use crate::api::{self, Answer};
 use crate::protocol::RequestHeader;
@@ -32,36 +36,88 @@ const FIRST_ALLOCATION_BYTES: usize = 4 << 20;
 /// it stops reading requests.
 pub const PIPELINE_MAX: usize = 16;
 
-/// Serves one connection until the peer closes it or sends something malformed.
-pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
+/// Serves a connection on this shard (counted against `connections_max`) until the peer
+/// closes it, it sends something malformed, or it moves to another shard.
+pub fn spawn(shard: Rc<Shard>, stream: TcpStream) {
+    shard.connections.set(shard.connections.get() + 1);
+    glommio::spawn_local(async move {
+        serve(&shard, stream).await;
+        shard.connections.set(shard.connections.get() - 1);
+    })
+    .detach();
+}
+
+async fn serve(shard: &Rc<Shard>, mut stream: TcpStream) {
     let peer = stream
         .peer_addr()
         .map(|a| a.to_string())
         .unwrap_or_else(|_| "?".into());
-    // A second descriptor of the socket for the writer task, so that reading and
-    // writing proceed independently.
-    let writer = match corelog_engine::socket::duplicate(&stream) {
-        Ok(w) => w,
-        Err(e) => {
-            tracing::warn!(%peer, error = %e, "cannot duplicate the socket; closing");
-            let _ = stream.close().await;
-            return;
+    loop {
+        // A second descriptor of the socket for the writer task, so that reading and
+        // writing proceed independently.
+        let writer = match corelog_engine::socket::duplicate(&stream) {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::warn!(%peer, error = %e, "cannot duplicate the socket; closing");
+                break;
+            }
+        };
+        let (tx, rx) = local_channel::new_bounded(PIPELINE_MAX);
+        let writer = glommio::spawn_local(write_responses(writer, rx, stream.as_raw_fd()));
+        let outcome = read_requests(shard, &mut stream, &tx).await;
+        drop(tx);
+        // Every response read so far is written before the socket closes or moves.
+        let written = writer.await;
+        match outcome.and_then(|o| written.map(|()| o)) {
+            Ok(None) => {
+                tracing::debug!(%peer, "connection closed by peer");
+                break;
+            }
+            Ok(Some(to)) => match hand_over(shard, &stream, to).await {
+                // Dropping the stream closes only this shard's descriptor.
+                Ok(()) => {
+                    tracing::debug!(%peer, from = shard.id, to, "connection moved to the shard of its partitions");
+                    return;
+                }
+                Err(e) => {
+                    tracing::debug!(%peer, to, error = %e, "connection stays: cannot hand it over");
+                }
+            },
+            Err(reason) => {
+                tracing::warn!(%peer, %reason, "closing connection");
+                break;
+            }
         }
-    };
-    let (tx, rx) = local_channel::new_bounded(PIPELINE_MAX);
-    let writer = glommio::spawn_local(write_responses(writer, rx, stream.as_raw_fd()));
-    let outcome = read_requests(&shard, &mut stream, &tx).await;
-    drop(tx);
-    let written = writer.await;
-    match outcome.and(written) {
-        Ok(()) => tracing::debug!(%peer, "connection closed by peer"),
-        Err(reason) => tracing::warn!(%peer, %reason, "closing connection"),
     }
     let _ = stream.close().await;
 }
 
+/// Sends a duplicate of the socket's descriptor to shard `to`, which serves the
+/// connection from its next request on (`broker::affinity`). Nothing of the connection
+/// is buffered here: frames are read exactly, and every response has been written.
+async fn hand_over(shard: &Rc<Shard>, stream: &TcpStream, to: usize) -> Result<(), String> {
+    // SAFETY: dup of a descriptor we own; the result (checked) is owned by OwnedFd.
+    let fd = unsafe {
+        let fd = libc::dup(stream.as_raw_fd());
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error().to_string());
+        }
+        std::os::fd::OwnedFd::from_raw_fd(fd)
+    };
+    shard.router.hand_over(to, fd).await
+}
+
+/// Serves a connection another shard handed over (see [`hand_over`]).
+pub fn adopt(shard: Rc<Shard>, fd: std::os::fd::OwnedFd) {
+    // SAFETY: the descriptor is a connected TCP socket whose ownership moves into the
+    // stream.
+    let stream = unsafe { TcpStream::from_raw_fd(fd.into_raw_fd()) };
+    spawn(shard, stream);
+}
+
 /// Writes each answer, in order, once it is ready. On a write error the socket is shut
-/// down, which ends the reader too.
+/// down, which ends the reader too. The stream is dropped, not closed (which would shut
+/// down the socket's write side for every descriptor of it): the connection may move.
 async fn write_responses(
     mut stream: TcpStream,
     answers: LocalReceiver<Answer>,
@@ -82,7 +138,6 @@ async fn write_responses(
             };
         }
     }
-    let _ = stream.close().await;
     Ok(())
 }
 
@@ -149,21 +204,26 @@ async fn write_parts(stream: &mut TcpStream, parts: &[bytes::Bytes]) -> std::io:
     Ok(())
 }
 
+/// Reads and handles requests until the peer closes the connection (`Ok(None)`), the
+/// connection should move to another shard (`Ok(Some(shard))`, between two requests),
+/// or it fails.
 async fn read_requests(
     shard: &Rc<Shard>,
     stream: &mut TcpStream,
     answers: &local_channel::LocalSender<Answer>,
-) -> Result<(), String> {
+) -> Result<Option<usize>, String> {
     let max = shard.config.request_max_bytes;
     let peer_ip = stream.peer_addr().ok().map(|a| format!("/{}", a.ip()));
+    let mut affinity = Affinity::new(shard.id);
     loop {
-        let mut size = [0u8; 4];
-        match stream.read_exact(&mut size).await {
+        // The next request's size; an idle connection may busy-poll for it first.
+        let mut head = BytesMut::with_capacity(4);
+        match recv_exact_into(stream, &mut head, 4, 4, shard.config.busy_poll).await {
             Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
             Err(e) => return Err(format!("read failed: {e}")),
         }
-        let size = i32::from_be_bytes(size);
+        let size = i32::from_be_bytes(head[..].try_into().expect("4 bytes"));
         if size <= 0 || size as usize > max {
             return Err(format!(
                 "frame size {size} is outside 1..={max} (request_max_bytes)"
@@ -183,7 +243,8 @@ async fn read_requests(
             client = ?header.client_id, correlation = header.correlation_id, "request");
         let mut body = frame;
         let _ = body.split_to(body_at);
-        let answer = match api::handle(shard, &header, body).await {
+        let touched = ShardsTouched::default();
+        let answer = match api::handle(shard, &header, body, &touched).await {
             // Start the wait now (the flush is requested at once); the writer only
             // collects the result in order.
             Ok(Answer::Later(f)) => Answer::Later(Box::pin(glommio::spawn_local(f))),
@@ -198,6 +259,11 @@ async fn read_requests(
         if answers.send(answer).await.is_err() {
             return Err("the response writer stopped".into());
         }
+        if let Some(to) = affinity.observe(touched.get()) {
+            if !shard.stopping() {
+                return Ok(Some(to));
+            }
+        }
     }
 }
 
@@ -206,7 +272,7 @@ async fn read_frame(stream: &mut TcpStream, size: usize) -> Result<BytesMut, Str
     // its request header must not be moved by a regrowth); beyond that the buffer grows
     // only as bytes arrive, so a claimed size alone cannot pin memory.
     let mut frame = BytesMut::with_capacity(size.min(FIRST_ALLOCATION_BYTES));
-    corelog_engine::socket::recv_exact_into(stream, &mut frame, size, READ_CHUNK_BYTES)
+    recv_exact_into(stream, &mut frame, size, READ_CHUNK_BYTES, Duration::ZERO)
         .await
         .map_err(|e| format!("frame of {size} bytes cut short: {e}"))?;
     Ok(frame)
@@ -216,6 +282,7 @@ async fn read_frame(stream: &mut TcpStream, size: usize) -> Result<BytesMut, Str
 mod tests {
     use super::*;
     use bytes::Bytes;
+    use futures_lite::AsyncReadExt;
     use glommio::net::TcpListener;
 
     /// Many pieces of odd sizes through a socket whose reader starts late, so that

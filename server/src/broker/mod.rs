@@ -1,5 +1,6 @@
 //! The broker runtime: shards, the router between them, partitions, topics.
 
+pub mod affinity;
 pub mod catalog;
 pub mod connection;
 pub mod controller;

@@ -199,6 +199,9 @@ pub enum Envelope {
         /// The answer.
         reply: Reply,
     },
+    /// A client connection for the receiving shard to serve from its next request on
+    /// (`broker::affinity`).
+    Connection(std::os::fd::OwnedFd),
 }
 
 /// The sending half of a shard's mesh, and the replies it waits for.
@@ -248,6 +251,17 @@ impl Router {
         let reply = rx.recv().await.unwrap_or(Reply::Unreachable);
         self.pending.borrow_mut().remove(&id);
         reply
+    }
+
+    /// Gives a client connection's socket to shard `to`.
+    pub async fn hand_over(&self, to: usize, socket: std::os::fd::OwnedFd) -> Result<(), String> {
+        let Some(senders) = &self.senders else {
+            return Err("there is no other shard".into());
+        };
+        senders
+            .send_to(to, Envelope::Connection(socket))
+            .await
+            .map_err(|e| format!("shard {to} does not take it: {e}"))
     }
 
     /// Sends a reply back to shard `to`.

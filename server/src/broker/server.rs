@@ -210,7 +210,6 @@ async fn run_shard(
 }
 
 async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
-    let open = Rc::new(std::cell::Cell::new(0usize));
     loop {
         let stream = match listener.accept().await {
             Ok(s) => s,
@@ -220,7 +219,7 @@ async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
                 continue;
             }
         };
-        if open.get() >= shard.config.connections_max {
+        if shard.connections.get() >= shard.config.connections_max {
             tracing::warn!(
                 max = shard.config.connections_max,
                 "too many connections; refusing one"
@@ -228,13 +227,7 @@ async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
             continue;
         }
         let _ = stream.set_nodelay(true);
-        open.set(open.get() + 1);
-        let (shard, open) = (shard.clone(), open.clone());
-        glommio::spawn_local(async move {
-            connection::serve(shard, stream).await;
-            open.set(open.get() - 1);
-        })
-        .detach();
+        connection::spawn(shard.clone(), stream);
     }
 }
 
@@ -257,6 +250,7 @@ async fn receive_loop(shard: Rc<Shard>, peer: usize, rx: ConnectedReceiver<Envel
                 .detach();
             }
             Envelope::Reply { id, reply } => shard.router.deliver(id, reply),
+            Envelope::Connection(socket) => connection::adopt(shard.clone(), socket),
         }
     }
 }

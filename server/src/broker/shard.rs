@@ -48,6 +48,8 @@ pub struct Shard {
     stop: Arc<AtomicBool>,
     /// The group coordinator for the groups this shard owns.
     pub groups: Rc<Coordinator>,
+    /// Client connections this shard serves.
+    pub connections: std::cell::Cell<usize>,
 }
 
 /// One shard's share of a request: the items' positions in the request, and the items.
@@ -81,6 +83,7 @@ impl Shard {
             background,
             stop,
             groups: Rc::new(Coordinator::new(group_config)),
+            connections: std::cell::Cell::new(0),
         }
     }
 
@@ -144,7 +147,14 @@ impl Shard {
         items: Vec<(TopicPartition, I)>,
         make_op: impl Fn(Vec<(TopicPartition, I)>) -> Op,
     ) -> Vec<(Vec<usize>, Reply)> {
-        let parts = self.split_by_owner(items);
+        let mut parts = self.split_by_owner(items);
+        if parts.len() == 1 {
+            // The common case (one shard's partitions) needs no boxed futures to join:
+            // perf put those allocations at a tenth of the broker's CPU under
+            // one-record produces.
+            let (shard, (idx, part)) = parts.pop_first().expect("one part");
+            return vec![(idx, self.call(shard, make_op(part)).await)];
+        }
         let mut indexes = Vec::with_capacity(parts.len());
         let mut calls: Vec<BoxFuture<'_, Reply>> = Vec::with_capacity(parts.len());
         for (shard, (idx, part)) in parts {
