@@ -26,24 +26,14 @@ run small produce --record-bytes 100 --producers 2 --acks 1 --batch-bytes 64KiB 
 #    corrected), with the engine's own append-to-durable latency as the floor.
 run rate200 e2e --rate 200MB/s --producers 4 --acks all --batch-bytes 1MiB --duration "$D" --plot "$out/rate200.svg"
 "$B" bench engine --batch-bytes 65536 --partitions 8 --inflight 1 --duration 4 --rounds 2 --no-baseline --json "$out/engine_latency.json" >/dev/null
-# 4. One record per request, one producer, acks=1; a socket ping-pong between two
-#    processes is the machine's floor.
+# 4. One record per request, one producer, acks=1: with default settings, and with the
+#    broker's connections and the client busy-polling their sockets (latency mode). The
+#    floor: the same round trip between two threads, sleeping and busy-polling.
 run single produce --producers 1 --batch-bytes 0 --in-flight 1 --acks 1 --partitions 1 --duration "$D"
-python3 - "$out/pingpong.json" <<'PY'
-import json, os, socket, sys, time
-a, b = socket.socketpair()
-if os.fork() == 0:
-    while True:
-        d = b.recv(128)
-        if not d:
-            os._exit(0)
-        b.sendall(d)
-lat = []
-for _ in range(20000):
-    t = time.perf_counter_ns(); a.sendall(b"x" * 100); a.recv(128); lat.append(time.perf_counter_ns() - t)
-lat.sort()
-json.dump({"p50_us": lat[len(lat) // 2] / 1000, "p99_us": lat[int(len(lat) * 0.99)] / 1000}, open(sys.argv[1], "w"))
-PY
+printf 'busy_poll_us = 100\n' >"$out/busy_poll.toml"
+run single_poll produce --producers 1 --batch-bytes 0 --in-flight 1 --acks 1 --partitions 1 --duration "$D" \
+  --busy-poll-us 100 --broker-arg=--config --broker-arg="$(realpath "$out/busy_poll.toml")"
+"$B" bench pingpong --json "$out/pingpong.json"
 # 5. Catch-up read of 4 GiB with 4 consumers: from the tail cache, and cold after a restart.
 run catchup_warm consume --preload 4GiB --producers 4 --acks 1 --batch-bytes 1MiB --consumers 4 --warmup 0 --duration 120
 run catchup_cold consume --preload 4GiB --producers 4 --acks 1 --batch-bytes 1MiB --consumers 4 --warmup 0 --duration 120 --restart

@@ -49,16 +49,28 @@ if r:
                  f"{r['produce']['mb_s']:.0f} MB/s; produce {lat(r['produce']['latency'])}; end to end {lat(r['e2e_latency'])}",
                  base, "produce p99 < 500 us, e2e p99 < 1000 us",
                  ok(r["produce"]["latency"]["p99_us"] < 500 and r["e2e_latency"]["p99_us"] < 1000)))
-g = load("single")
+g, gp = load("single"), load("single_poll")
 pp = load("pingpong")
+
+
+def pingpong(mode):
+    m = pp and pp.get(mode)
+    return (f"TCP round trip of the same sizes between two threads, {mode.replace('_', '-')}:"
+            f" p50 {m['p50_us']:.0f} / p99 {m['p99_us']:.0f} us") if m else "-"
+
+
 if g:
-    base = f"socket ping-pong between two processes: p50 {pp['p50_us']:.0f} / p99 {pp['p99_us']:.0f} us" if pp else "-"
+    base = pingpong("blocking")
     raw = load("produce_ping")
     if raw:
         base += (f"; the same one-record produce from a blocking raw-socket client (`bench/produce_ping.py`):"
                  f" p50 {raw['p50_us']:.0f} / p99 {raw['p99_us']:.0f} us")
-    rows.append(("One record per request, acks=1", f"{g['produce']['requests_s']:.0f} requests/s; {lat(g['produce']['latency'])}",
+    rows.append(("One record per request, acks=1, default settings", f"{g['produce']['requests_s']:.0f} requests/s; {lat(g['produce']['latency'])}",
                  base, "p50 < 25 us", ok(g["produce"]["latency"]["p50_us"] < 25)))
+if gp:
+    rows.append(("One record per request, acks=1, busy polling (broker `busy_poll_us = 100`, client `--busy-poll-us 100`)",
+                 f"{gp['produce']['requests_s']:.0f} requests/s; {lat(gp['produce']['latency'])}",
+                 pingpong("busy_poll"), "p50 < 25 us", ok(gp["produce"]["latency"]["p50_us"] < 25)))
 w, c = load("catchup_warm"), load("catchup_cold")
 if w:
     rows.append(("Catch-up read of 4 GiB, 4 consumers, same broker process", f"{w['mb_s']:.0f} MB/s ({w['records_s']:.0f} rec/s)", "-", "-", "-"))
