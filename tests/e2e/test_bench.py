@@ -85,3 +85,26 @@ def test_produce_ping_baseline_appends_one_record_per_request(broker, corelog_bi
         time.sleep(0.05)
     assert consumer.end_offsets([tp])[tp] == before + 300
     consumer.close()
+
+
+def test_busy_polled_one_record_row_and_its_pingpong_floor(corelog_bin, tmp_path):
+    """The suite's latency-mode row: an embedded broker whose connections busy-poll, a
+    client that does too, one record per request; every request is answered and timed.
+    Then the floor it is compared with: TCP round trips, sleeping and busy-polled."""
+    config = tmp_path / "busy_poll.toml"
+    config.write_text("busy_poll_us = 50\n")
+    r, _ = bench(corelog_bin, tmp_path, "produce", "--producers", "1", "--batch-bytes", "0",
+                 "--in-flight", "1", "--acks", "1", "--partitions", "1", "--duration", "1",
+                 "--warmup", "0.2", "--busy-poll-us", "50",
+                 "--broker-arg=--config", f"--broker-arg={config}")
+    p = r["produce"]
+    assert p["requests_s"] > 0 and p["records_s"] == p["requests_s"], p
+    assert p["latency"]["count"] == round(p["records_s"] * r["seconds"]), p
+    out = tmp_path / "pingpong.json"
+    proc = subprocess.run([corelog_bin, "bench", "pingpong", "--duration", "0.3", "--json",
+                           str(out)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and "busy-poll: p50" in proc.stdout, proc.stdout + proc.stderr
+    floor = json.loads(out.read_text())
+    for mode in ("blocking", "busy_poll"):
+        m = floor[mode]
+        assert m["count"] > 0 and 0 < m["p50_us"] <= m["p99_us"] <= m["p99_9_us"], floor
