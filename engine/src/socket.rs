@@ -20,9 +20,9 @@ use bytes::BytesMut;
 use glommio::net::TcpStream;
 
 /// Appends exactly `n` bytes from `stream` to `buf`. Capacity is added `step` bytes at a
-/// time as data arrives (at most what is still missing), so a peer that claims a large
-/// frame and sends little pins little memory. An end of stream before `n` bytes is
-/// `UnexpectedEof`.
+/// time (at most what is still missing), and only once the socket has bytes to put
+/// there, so a peer that claims a large frame and sends little pins little memory. An
+/// end of stream before `n` bytes is `UnexpectedEof`.
 ///
 /// When the socket is empty, it is polled again, between the executor's other tasks,
 /// for up to `busy_poll` (zero: not at all) before the task waits for readiness. That
@@ -41,29 +41,49 @@ pub async fn recv_exact_into(
     let mut polling_since: Option<Instant> = None;
     while buf.len() < end {
         let missing = end - buf.len();
-        if buf.capacity() == buf.len() {
-            buf.reserve(missing.min(step));
-        }
-        let room = (buf.capacity() - buf.len()).min(missing);
-        let spare = buf.spare_capacity_mut();
-        // SAFETY: `spare` has at least `room` bytes of writable memory; recv writes at
-        // most `room` bytes there and returns how many.
-        let got = unsafe {
-            libc::recv(
-                fd,
-                spare.as_mut_ptr().cast::<libc::c_void>(),
-                room,
-                libc::MSG_DONTWAIT,
-            )
-        };
-        match got {
-            0 => return Err(io::ErrorKind::UnexpectedEof.into()),
-            g if g > 0 => {
+        let got = if buf.capacity() == buf.len() {
+            // Memory is committed only once bytes are there to fill it: a peer that
+            // claims a large frame and sends nothing holds nothing.
+            let mut probe = 0u8;
+            // SAFETY: recv writes at most one byte into `probe`.
+            let g = unsafe {
+                libc::recv(
+                    fd,
+                    (&mut probe as *mut u8).cast::<libc::c_void>(),
+                    1,
+                    libc::MSG_DONTWAIT | libc::MSG_PEEK,
+                )
+            };
+            if g > 0 {
+                buf.reserve(missing.min(step));
+                continue;
+            }
+            g
+        } else {
+            let room = (buf.capacity() - buf.len()).min(missing);
+            let spare = buf.spare_capacity_mut();
+            // SAFETY: `spare` has at least `room` bytes of writable memory; recv writes
+            // at most `room` bytes there and returns how many.
+            let g = unsafe {
+                libc::recv(
+                    fd,
+                    spare.as_mut_ptr().cast::<libc::c_void>(),
+                    room,
+                    libc::MSG_DONTWAIT,
+                )
+            };
+            if g > 0 {
                 let g = g as usize;
                 assert!(g <= room, "recv wrote {g} bytes into {room}");
                 // SAFETY: the kernel initialised these `g` bytes.
                 unsafe { buf.set_len(buf.len() + g) };
+                polling_since = None;
+                continue;
             }
+            g
+        };
+        match got {
+            0 => return Err(io::ErrorKind::UnexpectedEof.into()),
             _ => {
                 let e = io::Error::last_os_error();
                 match e.kind() {
@@ -152,6 +172,44 @@ mod tests {
             );
             assert_eq!(&rest[..], &payload[250_000..]);
             writer.await;
+        });
+    }
+
+    /// A peer that is expected to send a large frame and sends nothing (slowloris)
+    /// makes the reader commit no memory; the first byte brings one step of it.
+    #[test]
+    fn no_memory_is_committed_before_bytes_arrive() {
+        crate::testing::run_on_executor(|| async {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            let mut peer = TcpStream::connect(addr).await.unwrap();
+            let stream = listener.accept().await.unwrap();
+            let mut buf = BytesMut::new();
+            let waited = glommio::timer::timeout(Duration::from_millis(50), async {
+                Ok(recv_exact_into(&stream, &mut buf, 50 << 20, 4 << 20, Duration::ZERO).await)
+            })
+            .await;
+            assert!(
+                waited.is_err(),
+                "nothing was sent, so the read cannot finish"
+            );
+            assert_eq!(
+                buf.capacity(),
+                0,
+                "memory committed before any byte arrived"
+            );
+            peer.write_all(b"abc").await.unwrap();
+            let waited = glommio::timer::timeout(Duration::from_millis(200), async {
+                Ok(recv_exact_into(&stream, &mut buf, 50 << 20, 4 << 20, Duration::ZERO).await)
+            })
+            .await;
+            assert!(waited.is_err());
+            assert_eq!(&buf[..], b"abc");
+            assert!(
+                buf.capacity() >= 3 && buf.capacity() < 8 << 20,
+                "{}",
+                buf.capacity()
+            );
         });
     }
 }

@@ -61,6 +61,8 @@ struct FileConfig {
     log_flush_interval_ms: Option<u64>,
     log_flush_interval_bytes: Option<usize>,
     busy_poll_us: Option<u64>,
+    connections_max_per_ip: Option<usize>,
+    connections_max_idle_ms: Option<u64>,
     group_min_session_timeout_ms: Option<i64>,
     group_max_session_timeout_ms: Option<i64>,
     offsets_retention_ms: Option<i64>,
@@ -90,6 +92,11 @@ pub struct BrokerConfig {
     pub request_max_bytes: usize,
     /// Open connections per shard; more are closed at accept.
     pub connections_max: usize,
+    /// Open connections per client IP across all shards; more are closed at accept.
+    pub connections_max_per_ip: usize,
+    /// A connection that sends no whole request for this long is closed (idle clients,
+    /// and clients that trickle a request in).
+    pub connections_max_idle: Duration,
     /// Bytes of recently appended batches each shard keeps in memory for fetches.
     pub tail_cache_bytes: usize,
     /// When acks=0/1 appends are flushed.
@@ -181,6 +188,10 @@ impl BrokerConfig {
             ),
             request_max_bytes: file.request_max_bytes.unwrap_or(100 << 20),
             connections_max: file.connections_max.unwrap_or(10_000),
+            connections_max_per_ip: file.connections_max_per_ip.unwrap_or(usize::MAX),
+            connections_max_idle: Duration::from_millis(
+                file.connections_max_idle_ms.unwrap_or(600_000),
+            ),
             tail_cache_bytes: file.tail_cache_bytes.unwrap_or(256 << 20),
             background_flush: {
                 let d = BackgroundFlush::default();
@@ -221,6 +232,11 @@ impl BrokerConfig {
             return Err(
                 "offsets_retention_ms and offsets_retention_check_interval_ms must be positive"
                     .into(),
+            );
+        }
+        if config.connections_max_per_ip == 0 || config.connections_max_idle.is_zero() {
+            return Err(
+                "connections_max_per_ip and connections_max_idle_ms must be positive".into(),
             );
         }
         if config.listen.port() == 0 {

@@ -101,3 +101,70 @@ def test_clients_work_after_malformed_frames(fresh_broker, topic_name):
     records = consume(fresh_broker.bootstrap, [(topic, 0, 0)], 10)
     assert [r.value for r in records] == [b"still alive %d" % i for i in range(10)]
     assert fresh_broker.is_running()
+
+
+def test_connections_past_the_per_ip_limit_are_refused_until_one_closes(broker_factory):
+    """connections_max_per_ip refuses the connection past the limit and admits again once
+    one of them closes."""
+    b = broker_factory(config={"connections_max_per_ip": 3})
+
+    def admitted():
+        # A place comes free once the broker has seen the close of whatever held it
+        # (the fixture's readiness probe at first, a closed connection later).
+        deadline = time.time() + 5
+        while True:
+            c = kwire.Connection.to(b.bootstrap)
+            try:
+                assert c.api_versions()
+                return c
+            except (kwire.ProtocolError, OSError):
+                c.close()
+                assert time.time() < deadline, "no place came free"
+                time.sleep(0.05)
+
+    conns = [admitted() for _ in range(3)]
+    for _ in range(3):  # the fourth is refused, every time
+        extra = kwire.Connection.to(b.bootstrap)
+        extra.sock.settimeout(5)
+        with pytest.raises((kwire.ProtocolError, OSError)):
+            extra.api_versions()  # closed at accept: no answer
+        extra.close()
+    conns.pop().close()
+    conns.append(admitted())
+    for c in conns:
+        c.close()
+    assert "connections_max_per_ip" in b.log_path.read_text(errors="replace")
+
+
+def test_idle_and_trickling_connections_are_cut_off(broker_factory):
+    """connections_max_idle_ms closes a silent connection and one that trickles a frame
+    in (slowloris, claiming 50 MiB), while a client that keeps asking is served."""
+    b = broker_factory(config={"connections_max_idle_ms": 800})
+    silent, trickler, good = (kwire.Connection.to(b.bootstrap) for _ in range(3))
+    trickler.send_bytes(struct.pack(">i", 50 << 20))
+    start = time.time()
+    cut = set()
+    while time.time() - start < 4 and len(cut) < 2:
+        good._versions = None  # ask again every round
+        assert good.api_versions(), "the well-behaved client was stalled"
+        if "trickler" not in cut:
+            try:
+                trickler.send_bytes(b"x")
+            except OSError:
+                cut.add("trickler")
+        for name, c in (("silent", silent), ("trickler", trickler)):
+            c.sock.settimeout(0.01)
+            try:
+                if c.sock.recv(1) == b"":
+                    cut.add(name)
+            except socket.timeout:
+                pass
+            except OSError:
+                cut.add(name)
+        time.sleep(0.2)
+    took = time.time() - start
+    assert cut == {"silent", "trickler"}, f"still open after {took:.1f} s: {cut}"
+    assert took >= 0.7, "cut off before connections_max_idle_ms"
+    for c in (silent, trickler, good):
+        c.close()
+    assert "connections_max_idle_ms" in b.log_path.read_text(errors="replace")

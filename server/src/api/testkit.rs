@@ -29,6 +29,8 @@ pub fn config(dir: &std::path::Path) -> BrokerConfig {
         retention_check_interval: Duration::from_secs(3600),
         request_max_bytes: 1 << 20,
         connections_max: 10,
+        connections_max_per_ip: usize::MAX,
+        connections_max_idle: Duration::from_secs(600),
         tail_cache_bytes: 1 << 20,
         background_flush: crate::broker::partition::BackgroundFlush::default(),
         busy_poll: Duration::ZERO,
@@ -47,6 +49,7 @@ pub async fn shard(config: Arc<BrokerConfig>) -> Rc<Shard> {
         Router::new(0, None),
         bg,
         Default::default(),
+        crate::broker::per_ip::ConnectionsPerIp::new(usize::MAX),
     ));
     let create = Op::Control(ControlOp::CreateTopics(
         vec![NewTopic {

@@ -13,7 +13,7 @@
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd};
 use std::rc::Rc;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use corelog_engine::socket::recv_exact_into;
@@ -22,32 +22,38 @@ use glommio::channels::local_channel::{self, LocalReceiver};
 use glommio::net::TcpStream;
 
 use super::affinity::{Affinity, ShardsTouched};
+use super::per_ip::Slot;
+use super::router::Handoff;
 use super::shard::Shard;
 use crate::api::{self, Answer};
 use crate::protocol::RequestHeader;
 
-/// Bytes read from the socket per read call while assembling a large frame: memory is
-/// committed as data arrives, not as the size prefix claims.
-const READ_CHUNK_BYTES: usize = 1 << 20;
-/// What a request frame is given before any of its bytes arrive.
-const FIRST_ALLOCATION_BYTES: usize = 4 << 20;
+/// Capacity a request frame gets at a time, once bytes of it are waiting on the socket
+/// (never on the size prefix's word alone). A 1 MiB batch plus its request header fits
+/// the first step, so it is never moved by a regrowth.
+const GROWTH_STEP_BYTES: usize = 4 << 20;
+/// Frames up to this size get their buffer before their bytes arrive, saving the
+/// readiness probe (a system call) on small requests; what a silent peer can pin this
+/// way stays small.
+const SMALL_FRAME_BYTES: usize = 128 << 10;
 
 /// Responses a connection may have outstanding (pipelined acks=all produces) before
 /// it stops reading requests.
 pub const PIPELINE_MAX: usize = 16;
 
-/// Serves a connection on this shard (counted against `connections_max`) until the peer
-/// closes it, it sends something malformed, or it moves to another shard.
-pub fn spawn(shard: Rc<Shard>, stream: TcpStream) {
+/// Serves a connection on this shard (counted against `connections_max`; `slot` is its
+/// place in its IP's count) until the peer closes it, it sends something malformed,
+/// stays idle for `connections_max_idle_ms`, or moves to another shard.
+pub fn spawn(shard: Rc<Shard>, stream: TcpStream, slot: Slot) {
     shard.connections.set(shard.connections.get() + 1);
     glommio::spawn_local(async move {
-        serve(&shard, stream).await;
+        serve(&shard, stream, slot).await;
         shard.connections.set(shard.connections.get() - 1);
     })
     .detach();
 }
 
-async fn serve(shard: &Rc<Shard>, mut stream: TcpStream) {
+async fn serve(shard: &Rc<Shard>, mut stream: TcpStream, slot: Slot) {
     let peer = stream
         .peer_addr()
         .map(|a| a.to_string())
@@ -73,7 +79,7 @@ async fn serve(shard: &Rc<Shard>, mut stream: TcpStream) {
                 tracing::debug!(%peer, "connection closed by peer");
                 break;
             }
-            Ok(Some(to)) => match hand_over(shard, &stream, to).await {
+            Ok(Some(to)) => match hand_over(shard, &stream, to, &slot).await {
                 // Dropping the stream closes only this shard's descriptor.
                 Ok(()) => {
                     tracing::debug!(%peer, from = shard.id, to, "connection moved to the shard of its partitions");
@@ -94,25 +100,35 @@ async fn serve(shard: &Rc<Shard>, mut stream: TcpStream) {
 
 /// Sends a duplicate of the socket's descriptor to shard `to`, which serves the
 /// connection from its next request on (`broker::affinity`). Nothing of the connection
-/// is buffered here: frames are read exactly, and every response has been written.
-async fn hand_over(shard: &Rc<Shard>, stream: &TcpStream, to: usize) -> Result<(), String> {
+/// is buffered here: frames are read exactly, and every response has been written. The
+/// connection's per-IP place goes with it.
+async fn hand_over(
+    shard: &Rc<Shard>,
+    stream: &TcpStream,
+    to: usize,
+    slot: &Slot,
+) -> Result<(), String> {
     // SAFETY: dup of a descriptor we own; the result (checked) is owned by OwnedFd.
-    let fd = unsafe {
+    let socket = unsafe {
         let fd = libc::dup(stream.as_raw_fd());
         if fd < 0 {
             return Err(std::io::Error::last_os_error().to_string());
         }
         std::os::fd::OwnedFd::from_raw_fd(fd)
     };
-    shard.router.hand_over(to, fd).await
+    // The copy counts until the old place is dropped with this shard's stream (or, if
+    // the hand-over fails, instead of it): one connection too many for a moment, never
+    // one too few.
+    let slot = slot.duplicate();
+    shard.router.hand_over(to, Handoff { socket, slot }).await
 }
 
 /// Serves a connection another shard handed over (see [`hand_over`]).
-pub fn adopt(shard: Rc<Shard>, fd: std::os::fd::OwnedFd) {
+pub fn adopt(shard: Rc<Shard>, handoff: Handoff) {
     // SAFETY: the descriptor is a connected TCP socket whose ownership moves into the
     // stream.
-    let stream = unsafe { TcpStream::from_raw_fd(fd.into_raw_fd()) };
-    spawn(shard, stream);
+    let stream = unsafe { TcpStream::from_raw_fd(handoff.socket.into_raw_fd()) };
+    spawn(shard, stream, handoff.slot);
 }
 
 /// Writes each answer, in order, once it is ready. On a write error the socket is shut
@@ -215,13 +231,30 @@ async fn read_requests(
     let max = shard.config.request_max_bytes;
     let peer_ip = stream.peer_addr().ok().map(|a| format!("/{}", a.ip()));
     let mut affinity = Affinity::new(shard.id);
+    let idle = shard.config.connections_max_idle;
+    let too_slow = || {
+        format!(
+            "no whole request within {} ms (connections_max_idle_ms)",
+            idle.as_millis()
+        )
+    };
     loop {
+        // The next request must arrive whole within `idle` of the previous answer being
+        // queued: an idle client, or one that trickles a frame in (slowloris), is cut
+        // off instead of holding its connection and buffer for ever.
+        let deadline = Instant::now() + idle;
         // The next request's size; an idle connection may busy-poll for it first.
         let mut head = BytesMut::with_capacity(4);
-        match recv_exact_into(stream, &mut head, 4, 4, shard.config.busy_poll).await {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
-            Err(e) => return Err(format!("read failed: {e}")),
+        let busy_poll = shard.config.busy_poll;
+        let read = within(
+            deadline,
+            recv_exact_into(stream, &mut head, 4, 4, busy_poll),
+        );
+        match read.await {
+            Some(Ok(())) => {}
+            Some(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+            Some(Err(e)) => return Err(format!("read failed: {e}")),
+            None => return Err(too_slow()),
         }
         let size = i32::from_be_bytes(head[..].try_into().expect("4 bytes"));
         if size <= 0 || size as usize > max {
@@ -229,7 +262,9 @@ async fn read_requests(
                 "frame size {size} is outside 1..={max} (request_max_bytes)"
             ));
         }
-        let frame = read_frame(stream, size as usize).await?;
+        let frame = within(deadline, read_frame(stream, size as usize))
+            .await
+            .ok_or_else(too_slow)??;
         let (mut header, body_at) = match RequestHeader::decode(&frame) {
             Ok(Some(h)) => h,
             Ok(None) => {
@@ -267,12 +302,21 @@ async fn read_requests(
     }
 }
 
+/// `f`'s output, or `None` once `deadline` has passed.
+async fn within<T>(deadline: Instant, f: impl std::future::Future<Output = T>) -> Option<T> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    glommio::timer::timeout(left, async { Ok(f.await) })
+        .await
+        .ok()
+}
+
 async fn read_frame(stream: &mut TcpStream, size: usize) -> Result<BytesMut, String> {
-    // Room for the whole frame up to FIRST_ALLOCATION_BYTES at once (a 1 MiB batch plus
-    // its request header must not be moved by a regrowth); beyond that the buffer grows
-    // only as bytes arrive, so a claimed size alone cannot pin memory.
-    let mut frame = BytesMut::with_capacity(size.min(FIRST_ALLOCATION_BYTES));
-    recv_exact_into(stream, &mut frame, size, READ_CHUNK_BYTES, Duration::ZERO)
+    let mut frame = if size <= SMALL_FRAME_BYTES {
+        BytesMut::with_capacity(size)
+    } else {
+        BytesMut::new()
+    };
+    recv_exact_into(stream, &mut frame, size, GROWTH_STEP_BYTES, Duration::ZERO)
         .await
         .map_err(|e| format!("frame of {size} bytes cut short: {e}"))?;
     Ok(frame)

@@ -6,6 +6,7 @@ pub mod connection;
 pub mod controller;
 pub mod ownership;
 pub mod partition;
+pub mod per_ip;
 pub mod producer_state;
 pub mod router;
 pub mod server;

@@ -201,7 +201,16 @@ pub enum Envelope {
     },
     /// A client connection for the receiving shard to serve from its next request on
     /// (`broker::affinity`).
-    Connection(std::os::fd::OwnedFd),
+    Connection(Handoff),
+}
+
+/// A client connection moving between shards: its socket and its per-IP place.
+#[derive(Debug)]
+pub struct Handoff {
+    /// A descriptor of the connected socket.
+    pub socket: std::os::fd::OwnedFd,
+    /// The connection's place in its IP's count.
+    pub slot: super::per_ip::Slot,
 }
 
 /// The sending half of a shard's mesh, and the replies it waits for.
@@ -254,12 +263,12 @@ impl Router {
     }
 
     /// Gives a client connection's socket to shard `to`.
-    pub async fn hand_over(&self, to: usize, socket: std::os::fd::OwnedFd) -> Result<(), String> {
+    pub async fn hand_over(&self, to: usize, connection: Handoff) -> Result<(), String> {
         let Some(senders) = &self.senders else {
             return Err("there is no other shard".into());
         };
         senders
-            .send_to(to, Envelope::Connection(socket))
+            .send_to(to, Envelope::Connection(connection))
             .await
             .map_err(|e| format!("shard {to} does not take it: {e}"))
     }

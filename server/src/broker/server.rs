@@ -22,6 +22,7 @@ use glommio::{Latency, LocalExecutorBuilder, Placement, Shares};
 
 use super::catalog::Catalog;
 use super::connection;
+use super::per_ip::ConnectionsPerIp;
 use super::router::{Envelope, Router, MESH_QUEUE_MAX};
 use super::shard::Shard;
 use crate::config::BrokerConfig;
@@ -63,22 +64,24 @@ pub fn run(config: BrokerConfig) -> Result<(), String> {
     let config = Arc::new(config);
     let shards = config.shards();
     let mesh = (shards > 1).then(|| MeshBuilder::<Envelope, _>::full(shards, MESH_QUEUE_MAX));
+    let per_ip = ConnectionsPerIp::new(config.connections_max_per_ip);
     tracing::info!(listen = %config.listen, shards, data_dir = %config.data_dir.display(),
         topics = catalog.topics.len(), "starting");
 
     let mut handles = Vec::with_capacity(shards);
     for (id, &cpu) in config.cpus.iter().enumerate() {
-        let (config, catalog, barriers, mesh) = (
+        let (config, catalog, barriers, mesh, per_ip) = (
             config.clone(),
             catalog.clone(),
             barriers.clone(),
             mesh.clone(),
+            per_ip.clone(),
         );
         let handle = LocalExecutorBuilder::new(Placement::Fixed(cpu))
             .name(&format!("corelog-shard-{id}"))
             .io_memory(2 << 20)
             .spawn(move || async move {
-                let result = run_shard(id, config, catalog, mesh, &barriers).await;
+                let result = run_shard(id, config, catalog, mesh, per_ip, &barriers).await;
                 if let Err(e) = &result {
                     barriers.failed.store(true, Ordering::SeqCst);
                     barriers.stop.store(true, Ordering::SeqCst);
@@ -115,6 +118,7 @@ async fn run_shard(
     config: Arc<BrokerConfig>,
     catalog: Catalog,
     mesh: Option<MeshBuilder<Envelope, glommio::channels::channel_mesh::Full>>,
+    per_ip: Arc<ConnectionsPerIp>,
     barriers: &Barriers,
 ) -> Result<(), String> {
     let shards = config.shards();
@@ -145,6 +149,7 @@ async fn run_shard(
         Router::new(id, senders),
         background,
         barriers.stop.clone(),
+        per_ip,
     ));
     if let Some(r) = receivers {
         spawn_receive_loops(&shard, r);
@@ -226,8 +231,17 @@ async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
             );
             continue;
         }
+        let Some(slot) = stream
+            .peer_addr()
+            .ok()
+            .and_then(|a| shard.per_ip.admit(a.ip()))
+        else {
+            tracing::warn!(peer = ?stream.peer_addr().ok(), max = shard.config.connections_max_per_ip,
+                "too many connections from one IP (connections_max_per_ip); refusing one");
+            continue;
+        };
         let _ = stream.set_nodelay(true);
-        connection::spawn(shard.clone(), stream);
+        connection::spawn(shard.clone(), stream, slot);
     }
 }
 

@@ -21,6 +21,7 @@ use super::catalog::{partition_dir, Catalog};
 use super::controller::Controller;
 use super::ownership::{partition_owner, CONTROLLER_SHARD};
 use super::partition::Partition;
+use super::per_ip::ConnectionsPerIp;
 use super::router::{
     first_of, join_all, OffsetLookup, Op, ReadItem, ReadResult, Reply, Router, TopicPartition,
 };
@@ -50,6 +51,8 @@ pub struct Shard {
     pub groups: Rc<Coordinator>,
     /// Client connections this shard serves.
     pub connections: std::cell::Cell<usize>,
+    /// Connections per client IP, shared by all shards.
+    pub per_ip: Arc<ConnectionsPerIp>,
 }
 
 /// One shard's share of a request: the items' positions in the request, and the items.
@@ -67,6 +70,7 @@ impl Shard {
         router: Router,
         background: TaskQueueHandle,
         stop: Arc<AtomicBool>,
+        per_ip: Arc<ConnectionsPerIp>,
     ) -> Shard {
         let controller = (id == CONTROLLER_SHARD).then(|| Controller::new(catalog));
         let cache_bytes = config.tail_cache_bytes;
@@ -84,6 +88,7 @@ impl Shard {
             stop,
             groups: Rc::new(Coordinator::new(group_config)),
             connections: std::cell::Cell::new(0),
+            per_ip,
         }
     }
 
