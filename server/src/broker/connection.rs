@@ -10,6 +10,7 @@
 //! of an API other than ApiVersions and a body that does not decode all close this
 //! connection (with a log line naming the peer and the reason) and nothing else.
 
+use std::cell::Cell;
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd};
 use std::rc::Rc;
 
@@ -69,8 +70,10 @@ async fn serve(shard: &Rc<Shard>, mut stream: TcpStream, slot: Slot) {
             }
         };
         let (tx, rx) = local_channel::new_bounded(PIPELINE_MAX);
-        let writer = glommio::spawn_local(write_responses(writer, rx, stream.as_raw_fd()));
-        let outcome = read_requests(shard, &mut stream, &tx).await;
+        let queued = Rc::new(Cell::new(0));
+        let fd = stream.as_raw_fd();
+        let writer = glommio::spawn_local(write_responses(writer, rx, fd, queued.clone()));
+        let outcome = read_requests(shard, &mut stream, &tx, &queued).await;
         drop(tx);
         // Every response read so far is written before the socket closes or moves.
         let written = writer.await;
@@ -138,12 +141,15 @@ async fn write_responses(
     mut stream: TcpStream,
     answers: LocalReceiver<Answer>,
     socket: i32,
+    queued: Rc<Cell<usize>>,
 ) -> Result<(), String> {
     while let Some(answer) = answers.recv().await {
-        let Some(parts) = answer.wait().await else {
-            continue;
+        let written = match answer.wait().await {
+            Some(parts) => write_parts(&mut stream, &parts).await,
+            None => Ok(()),
         };
-        if let Err(e) = write_parts(&mut stream, &parts).await {
+        queued.set(queued.get() - 1);
+        if let Err(e) = written {
             // SAFETY: shutting down a socket descriptor the connection still owns.
             unsafe { libc::shutdown(socket, libc::SHUT_RDWR) };
             // A peer that hangs up while its answers are written (a consumer closing)
@@ -227,6 +233,7 @@ async fn read_requests(
     shard: &Rc<Shard>,
     stream: &mut TcpStream,
     answers: &local_channel::LocalSender<Answer>,
+    queued: &Cell<usize>,
 ) -> Result<Option<usize>, String> {
     let max = shard.config.request_max_bytes;
     let peer_ip = stream.peer_addr().ok().map(|a| format!("/{}", a.ip()));
@@ -291,8 +298,28 @@ async fn read_requests(
                 ))
             }
         };
-        if answers.send(answer).await.is_err() {
-            return Err("the response writer stopped".into());
+        match answer {
+            // Nothing is waiting to be written before it: the reader writes the answer
+            // itself, which saves a pass of the executor loop before the writer task
+            // runs (one-record produces, latency mode: median p50 31.5 -> 27 us over six
+            // alternating runs; default settings 286 -> 215 us).
+            Answer::Now(parts) if queued.get() == 0 => {
+                if let Some(parts) = parts {
+                    if let Err(e) = write_parts(stream, &parts).await {
+                        return match e.kind() {
+                            std::io::ErrorKind::BrokenPipe
+                            | std::io::ErrorKind::ConnectionReset => Ok(None),
+                            _ => Err(format!("write failed: {e}")),
+                        };
+                    }
+                }
+            }
+            answer => {
+                queued.set(queued.get() + 1);
+                if answers.send(answer).await.is_err() {
+                    return Err("the response writer stopped".into());
+                }
+            }
         }
         if let Some(to) = affinity.observe(touched.get()) {
             if !shard.stopping() {
