@@ -13,7 +13,7 @@
 //! calls and a context switch) per message.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -114,14 +114,20 @@ pub async fn recv_exact_into(
 /// A second stream on a duplicate of `stream`'s descriptor, so that one task can write
 /// while another reads.
 pub fn duplicate(stream: &TcpStream) -> io::Result<TcpStream> {
+    // SAFETY: the stream takes ownership of a descriptor nothing else owns.
+    Ok(unsafe { TcpStream::from_raw_fd(duplicate_fd(stream)?.into_raw_fd()) })
+}
+
+/// A duplicate of `stream`'s descriptor (for another thread to serve the connection).
+pub fn duplicate_fd(stream: &TcpStream) -> io::Result<OwnedFd> {
     // SAFETY: dup returns a new descriptor that nothing else owns (or -1, checked), and
-    // from_raw_fd takes ownership of it.
+    // OwnedFd takes ownership of it.
     unsafe {
         let fd = libc::dup(stream.as_raw_fd());
         if fd < 0 {
             return Err(io::Error::last_os_error());
         }
-        Ok(TcpStream::from_raw_fd(fd))
+        Ok(OwnedFd::from_raw_fd(fd))
     }
 }
 

@@ -78,10 +78,11 @@ impl Request<'_> {
         items: Vec<(crate::broker::router::TopicPartition, I)>,
         make_op: impl Fn(Vec<(crate::broker::router::TopicPartition, I)>) -> crate::broker::router::Op,
     ) -> Vec<(Vec<usize>, crate::broker::router::Reply)> {
-        for (tp, _) in &items {
-            self.touched.note(self.shard.owner(tp));
+        let parts = self.shard.split_by_owner(items);
+        for &owner in parts.keys() {
+            self.touched.note(owner);
         }
-        self.shard.fan_out(items, make_op).await
+        self.shard.fan_out_parts(parts, make_op).await
     }
 }
 

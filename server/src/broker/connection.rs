@@ -14,7 +14,7 @@ use std::cell::Cell;
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd};
 use std::rc::Rc;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::BytesMut;
 use corelog_engine::socket::recv_exact_into;
@@ -111,14 +111,7 @@ async fn hand_over(
     to: usize,
     slot: &Slot,
 ) -> Result<(), String> {
-    // SAFETY: dup of a descriptor we own; the result (checked) is owned by OwnedFd.
-    let socket = unsafe {
-        let fd = libc::dup(stream.as_raw_fd());
-        if fd < 0 {
-            return Err(std::io::Error::last_os_error().to_string());
-        }
-        std::os::fd::OwnedFd::from_raw_fd(fd)
-    };
+    let socket = corelog_engine::socket::duplicate_fd(stream).map_err(|e| e.to_string())?;
     // The copy counts until the old place is dropped with this shard's stream (or, if
     // the hand-over fails, instead of it): one connection too many for a moment, never
     // one too few.
@@ -152,15 +145,23 @@ async fn write_responses(
         if let Err(e) = written {
             // SAFETY: shutting down a socket descriptor the connection still owns.
             unsafe { libc::shutdown(socket, libc::SHUT_RDWR) };
-            // A peer that hangs up while its answers are written (a consumer closing)
-            // is a normal end; other failures are worth a warning.
-            return match e.kind() {
-                std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset => Ok(()),
-                _ => Err(format!("write failed: {e}")),
+            return if hung_up(&e) {
+                Ok(())
+            } else {
+                Err(format!("write failed: {e}"))
             };
         }
     }
     Ok(())
+}
+
+/// A peer that hangs up while its answers are written (a consumer closing) is a normal
+/// end; other write failures are worth a warning.
+fn hung_up(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset
+    )
 }
 
 /// Most pieces handed to one `sendmsg`.
@@ -245,33 +246,32 @@ async fn read_requests(
             idle.as_millis()
         )
     };
+    let mut head = BytesMut::with_capacity(4);
     loop {
         // The next request must arrive whole within `idle` of the previous answer being
-        // queued: an idle client, or one that trickles a frame in (slowloris), is cut
-        // off instead of holding its connection and buffer for ever.
-        let deadline = Instant::now() + idle;
-        // The next request's size; an idle connection may busy-poll for it first.
-        let mut head = BytesMut::with_capacity(4);
-        let busy_poll = shard.config.busy_poll;
-        let read = within(
-            deadline,
-            recv_exact_into(stream, &mut head, 4, 4, busy_poll),
-        );
-        match read.await {
-            Some(Ok(())) => {}
-            Some(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
-            Some(Err(e)) => return Err(format!("read failed: {e}")),
-            None => return Err(too_slow()),
-        }
-        let size = i32::from_be_bytes(head[..].try_into().expect("4 bytes"));
-        if size <= 0 || size as usize > max {
-            return Err(format!(
-                "frame size {size} is outside 1..={max} (request_max_bytes)"
-            ));
-        }
-        let frame = within(deadline, read_frame(stream, size as usize))
-            .await
-            .ok_or_else(too_slow)??;
+        // queued (one timer covers size and frame): an idle client, or one that trickles
+        // a frame in (slowloris), is cut off instead of holding its connection and
+        // buffer for ever.
+        let read = within(idle, async {
+            // The size; an idle connection may busy-poll for it first.
+            head.clear();
+            match recv_exact_into(stream, &mut head, 4, 4, shard.config.busy_poll).await {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+                Err(e) => return Err(format!("read failed: {e}")),
+            }
+            let size = i32::from_be_bytes(head[..].try_into().expect("4 bytes"));
+            if size <= 0 || size as usize > max {
+                return Err(format!(
+                    "frame size {size} is outside 1..={max} (request_max_bytes)"
+                ));
+            }
+            read_frame(stream, size as usize).await.map(Some)
+        });
+        let frame = match read.await.ok_or_else(too_slow)?? {
+            Some(frame) => frame,
+            None => return Ok(None),
+        };
         let (mut header, body_at) = match RequestHeader::decode(&frame) {
             Ok(Some(h)) => h,
             Ok(None) => {
@@ -306,10 +306,10 @@ async fn read_requests(
             Answer::Now(parts) if queued.get() == 0 => {
                 if let Some(parts) = parts {
                     if let Err(e) = write_parts(stream, &parts).await {
-                        return match e.kind() {
-                            std::io::ErrorKind::BrokenPipe
-                            | std::io::ErrorKind::ConnectionReset => Ok(None),
-                            _ => Err(format!("write failed: {e}")),
+                        return if hung_up(&e) {
+                            Ok(None)
+                        } else {
+                            Err(format!("write failed: {e}"))
                         };
                     }
                 }
@@ -329,10 +329,9 @@ async fn read_requests(
     }
 }
 
-/// `f`'s output, or `None` once `deadline` has passed.
-async fn within<T>(deadline: Instant, f: impl std::future::Future<Output = T>) -> Option<T> {
-    let left = deadline.saturating_duration_since(Instant::now());
-    glommio::timer::timeout(left, async { Ok(f.await) })
+/// `f`'s output, or `None` if it takes longer than `limit`.
+async fn within<T>(limit: Duration, f: impl std::future::Future<Output = T>) -> Option<T> {
+    glommio::timer::timeout(limit, async { Ok(f.await) })
         .await
         .ok()
 }

@@ -152,7 +152,16 @@ impl Shard {
         items: Vec<(TopicPartition, I)>,
         make_op: impl Fn(Vec<(TopicPartition, I)>) -> Op,
     ) -> Vec<(Vec<usize>, Reply)> {
-        let mut parts = self.split_by_owner(items);
+        self.fan_out_parts(self.split_by_owner(items), make_op)
+            .await
+    }
+
+    /// [`fan_out`](Self::fan_out) of items already split by [`split_by_owner`](Self::split_by_owner).
+    pub async fn fan_out_parts<I>(
+        self: &Rc<Self>,
+        mut parts: BTreeMap<usize, ShardPart<I>>,
+        make_op: impl Fn(Vec<(TopicPartition, I)>) -> Op,
+    ) -> Vec<(Vec<usize>, Reply)> {
         if parts.len() == 1 {
             // The common case (one shard's partitions) needs no boxed futures to join:
             // perf put those allocations at a tenth of the broker's CPU under
