@@ -16,6 +16,7 @@ use serde::Serialize;
 
 use super::args::{parse_size, LoadArgs, StartAt};
 use super::broker::EmbeddedBroker;
+use super::report::Sample;
 use super::{end_offsets, plan, preload, prepare_topic, run_phase, wait_serving, Mode, Schedule};
 
 /// Options of `corelog bench restart`.
@@ -55,6 +56,8 @@ pub struct RestartReport {
     pub records_s: f64,
     /// The `--first-bytes` setting.
     pub first_bytes: u64,
+    /// Read speed over the read, sampled every 100 ms: where the first bytes' time went.
+    pub series: Vec<Sample>,
 }
 
 /// Runs `corelog bench restart`.
@@ -105,6 +108,7 @@ pub fn run(args: RestartArgs) -> Result<RestartReport, String> {
         mb_s: total / m.seconds / 1e6,
         records_s: m.counters.consumed_records as f64 / m.seconds,
         first_bytes: args.first_bytes,
+        series: m.series,
     })
 }
 

@@ -33,7 +33,7 @@ mod offset_for_leader_epoch;
 mod produce;
 mod sync_group;
 #[cfg(test)]
-mod testkit;
+pub(crate) mod testkit;
 
 use std::future::Future;
 use std::pin::Pin;
