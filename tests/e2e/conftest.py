@@ -108,6 +108,12 @@ class Broker:
         return self.proc is not None and self.proc.poll() is None
 
     def start(self, timeout=READY_TIMEOUT_S):
+        self.launch()
+        self.wait_ready(timeout)
+        return self
+
+    def launch(self):
+        """Start the process without waiting for it to accept connections."""
         assert not self.is_running(), "broker already running"
         self.write_config()
         self.starts += 1
@@ -121,8 +127,6 @@ class Broker:
             self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL,
                                          stdout=log, stderr=log, env=env)
         self.last_active = time.monotonic()
-        self.wait_ready(timeout)
-        return self
 
     def wait_ready(self, timeout):
         deadline = time.monotonic() + timeout
