@@ -889,6 +889,11 @@ impl PartitionLog {
     /// Moves the log start offset to `offset` (Kafka DeleteRecords): records before it are
     /// no longer readable, and whole segments below it are deleted. The new start is
     /// durable when this returns. Returns the log start offset.
+    ///
+    /// The segments go first and the checkpoint after: on a full disk the checkpoint's
+    /// new file only fits once they are gone (DeleteRecords is how an operator frees
+    /// space). A crash in between leaves the start at the first remaining segment's base,
+    /// which is at most `offset`: deleted records may reappear, none is lost.
     pub async fn delete_records_before(&self, offset: u64) -> Result<u64> {
         let _order = self.lock_appends().await?;
         let (start, hw) = {
@@ -905,12 +910,12 @@ impl PartitionLog {
         if offset <= start {
             return Ok(start);
         }
+        self.delete_segments_below(offset).await?;
         let dir = self.dir.clone();
         glommio::executor()
             .spawn_blocking(move || checkpoint::write_log_start(&dir, offset))
             .await?;
         self.state.borrow_mut().log_start = offset;
-        self.delete_segments_below(offset).await?;
         Ok(offset)
     }
 
