@@ -37,7 +37,11 @@ struct Barriers {
     /// partitions, so that a stop during a long recovery is honoured.
     stop: Arc<AtomicBool>,
     ready: AtomicUsize,
+    /// Shards that closed their partitions and groups.
     closed: AtomicUsize,
+    /// Shards whose run ended with an error; one that failed before closing will never
+    /// count as closed, so the others stop waiting for it.
+    exited_with_error: AtomicUsize,
     failed: AtomicBool,
 }
 
@@ -83,6 +87,7 @@ pub fn run(config: BrokerConfig) -> Result<(), String> {
             .spawn(move || async move {
                 let result = run_shard(id, config, catalog, mesh, per_ip, &barriers).await;
                 if let Err(e) = &result {
+                    barriers.exited_with_error.fetch_add(1, Ordering::SeqCst);
                     barriers.failed.store(true, Ordering::SeqCst);
                     barriers.stop.store(true, Ordering::SeqCst);
                     tracing::error!(shard = id, error = %e, "shard failed");
@@ -167,8 +172,15 @@ async fn run_shard(
     })
     .await;
 
-    let listener = match TcpListener::bind(config.listen) {
-        Ok(l) => Some(l),
+    // Another shard failed to start (a full disk, a damaged file): the broker stops
+    // without ever listening, rather than announcing that it serves.
+    let bound = if barriers.stop.load(Ordering::SeqCst) {
+        Ok(None)
+    } else {
+        TcpListener::bind(config.listen).map(Some)
+    };
+    let listener = match bound {
+        Ok(l) => l,
         Err(e) => {
             barriers.failed.store(true, Ordering::SeqCst);
             barriers.stop.store(true, Ordering::SeqCst);
@@ -204,7 +216,11 @@ async fn run_shard(
     shard.close_all().await;
     shard.groups.close().await;
     barriers.closed.fetch_add(1, Ordering::SeqCst);
-    wait_until(|| barriers.closed.load(Ordering::SeqCst) == shards).await;
+    wait_until(|| {
+        barriers.closed.load(Ordering::SeqCst) + barriers.exited_with_error.load(Ordering::SeqCst)
+            >= shards
+    })
+    .await;
     shard.router.close();
     // Let closed files finish closing on the ring before the executor goes away.
     glommio::timer::sleep(Duration::from_millis(5)).await;
