@@ -38,6 +38,7 @@ use glommio::{Latency, Shares, TaskQueueHandle};
 
 use crate::config::IO_ALIGN;
 use crate::error::{Error, Result};
+use crate::faults;
 
 thread_local! {
     static IO_QUEUE: std::cell::Cell<Option<TaskQueueHandle>> = const { std::cell::Cell::new(None) };
@@ -52,6 +53,25 @@ thread_local! {
 /// preempt timers below a millisecond.
 ///
 /// The executor's task queue for segment writes, created on first use.
+/// A short write, for fault injection: writes the first `n` bytes of `buf` (rounded down
+/// to a block) at `pos` and returns how many were written.
+async fn write_prefix(
+    file: &DmaFile,
+    buf: &DmaBuffer,
+    pos: u64,
+    n: usize,
+) -> std::io::Result<usize> {
+    let n = n.min(buf.len()) / 4096 * 4096;
+    if n == 0 {
+        return Ok(0);
+    }
+    let mut prefix = file.alloc_dma_buffer(n);
+    prefix.as_bytes_mut().copy_from_slice(&buf.as_bytes()[..n]);
+    file.write_at(prefix, pos)
+        .await
+        .map_err(std::io::Error::from)
+}
+
 fn io_queue() -> TaskQueueHandle {
     IO_QUEUE.with(|q| match q.get() {
         Some(h) => h,
@@ -261,7 +281,11 @@ impl WriteQueue {
             self.state.borrow_mut().issued += 1;
             let me = self.clone();
             let task = spawn_io(async move {
-                let result = file.write_rc_at(b, pos).await;
+                let result = match faults::check(faults::Op::Write, &path, len) {
+                    None => file.write_rc_at(b, pos).await.map_err(std::io::Error::from),
+                    Some(faults::Fault::Short(n)) => write_prefix(&file, &b, pos, n).await,
+                    Some(f) => Err(f.error()),
+                };
                 me.state.borrow_mut().issued -= 1;
                 me.written.notify(usize::MAX);
                 match result {
@@ -274,11 +298,7 @@ impl WriteQueue {
                             format!("short write: {n} of {len} bytes at position {pos}"),
                         ),
                     )),
-                    Err(e) => Err(Error::io(
-                        "write segment",
-                        path.as_path(),
-                        std::io::Error::from(e),
-                    )),
+                    Err(e) => Err(Error::io("write segment", path.as_path(), e)),
                 }
             });
             inflight.push_back(InFlight {

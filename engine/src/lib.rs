@@ -21,6 +21,7 @@
 //! - [`epoch`]: the leader epoch cache and its checkpoint file.
 //! - [`log`]: the partition log API that ties them together.
 //! - [`testing`]: running the engine on an executor from tests and tools.
+//! - [`faults`]: fault injection into segment writes, fdatasyncs and allocations (tests).
 //! - [`socket`]: reading TCP frames into unzeroed buffer space (broker and bench client).
 
 pub mod appender;
@@ -32,6 +33,7 @@ pub mod config;
 pub mod device;
 pub mod epoch;
 pub mod error;
+pub mod faults;
 pub mod fsutil;
 pub mod index;
 pub mod log;
