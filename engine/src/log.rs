@@ -41,6 +41,7 @@ use crate::checkpoint;
 use crate::config::LogConfig;
 use crate::epoch::LeaderEpochCache;
 use crate::error::{Error, IoContext, Result};
+use crate::faults;
 use crate::fsutil;
 use crate::readahead::{self, ReadAhead};
 use crate::reader::{self, ScanParams};
@@ -159,6 +160,9 @@ struct State {
     closed: bool,
     /// A flush is running (see [`PartitionLog::flush`]).
     flushing: bool,
+    /// A roll started and has not finished: the active segment may already be cut to its
+    /// data, so nothing more is appended to it; the next append rolls again.
+    rolling: bool,
     /// Leader epoch of each range of offsets.
     epochs: LeaderEpochCache,
     /// Where recent batches end, oldest first: lets a flush cover every batch whose bytes
@@ -308,6 +312,7 @@ impl PartitionLog {
                 failed: None,
                 closed: false,
                 flushing: false,
+                rolling: false,
                 epochs,
                 batch_ends: VecDeque::new(),
                 stats: LogStats::default(),
@@ -508,6 +513,9 @@ impl PartitionLog {
     fn needs_roll(&self, len: usize) -> bool {
         let st = self.state.borrow();
         let active = st.active();
+        if st.rolling {
+            return true;
+        }
         if active.size == 0 {
             return false;
         }
@@ -590,10 +598,10 @@ impl PartitionLog {
                 .map_or((end_offset, end_size), |e| (e.next_offset, e.segment_size))
         };
         tracing::trace!(end_offset, "fdatasync covers");
-        let synced = file.fdatasync().await;
+        let synced = fdatasync(&file, &path).await;
         drop(_held);
         if let Err(e) = synced {
-            return Err(self.fail(Error::io("fdatasync", &path, std::io::Error::from(e))));
+            return Err(self.fail(e));
         }
         tracing::trace!("fdatasync done");
         let hw = {
@@ -614,7 +622,14 @@ impl PartitionLog {
     }
 
     /// Closes the active segment and starts a new one. Caller holds the append lock.
+    ///
+    /// A roll that fails (a full disk when the new segment is preallocated) leaves the
+    /// log writable, its active segment closed to appends, and no new segment file: the
+    /// next append tries again. Appending on into the cut segment instead, beside a
+    /// stray file named after the next offset, made a reopened log hand out that offset
+    /// twice (found by `engine/tests/faults.rs`).
     async fn roll(&self) -> Result<()> {
+        self.state.borrow_mut().rolling = true;
         self.finish_active().await?;
         let (next, old_indexes) = {
             let mut st = self.state.borrow_mut();
@@ -637,6 +652,7 @@ impl PartitionLog {
             st.appender.next_seq(),
         );
         st.segments.push(seg);
+        st.rolling = false;
         st.stats.rolls += 1;
         tracing::debug!(dir = %self.dir.display(), base_offset = next, "rolled a new segment");
         Ok(())
@@ -682,8 +698,9 @@ impl PartitionLog {
             ..
         } = end;
         let synced = async {
+            faults::fail(faults::Op::Truncate, &path).ctx("truncate segment", &path)?;
             file.truncate(size).await.ctx("truncate segment", &path)?;
-            file.fdatasync().await.ctx("fdatasync", &path)
+            fdatasync(&file, &path).await
         };
         if let Err(e) = synced.await {
             return Err(self.fail(e));
@@ -1087,8 +1104,8 @@ impl PartitionLog {
         fresh.next_offset = new_end;
         fresh.durable_size = cut_pos;
         let tail_bytes = recovery::prepare_active(&fresh, &self.config()).await?;
-        if let Err(e) = file.fdatasync().await {
-            return Err(self.fail(Error::io("fdatasync", &path, std::io::Error::from(e))));
+        if let Err(e) = fdatasync(&file, &path).await {
+            return Err(self.fail(e));
         }
         {
             let mut st = self.state.borrow_mut();
@@ -1182,17 +1199,34 @@ async fn remove_segment_files(logs: Vec<PathBuf>) -> Result<()> {
         .await
 }
 
+/// fdatasync of a segment file (through the fault plan, see `faults.rs`).
+async fn fdatasync(file: &DmaFile, path: &Path) -> Result<()> {
+    faults::fail(faults::Op::Sync, path).ctx("fdatasync", path)?;
+    file.fdatasync().await.ctx("fdatasync", path)
+}
+
 /// Creates and preallocates an empty segment starting at `base`, durably.
 async fn create_segment(dir: &Path, base: u64, config: &LogConfig) -> Result<Segment> {
     let path = fsutil::segment_file(dir, base, fsutil::LOG_EXT);
     let file = segment::open_file(&path, true).await?;
-    file.pre_allocate(config.segment_bytes.next_multiple_of(4096), false)
-        .await
-        .ctx("preallocate segment", &path)?;
-    let d = dir.to_path_buf();
-    glommio::executor()
-        .spawn_blocking(move || fsutil::sync_dir(&d))
-        .await?;
+    let prepared = async {
+        faults::fail(faults::Op::Allocate, &path).ctx("preallocate segment", &path)?;
+        file.pre_allocate(config.segment_bytes.next_multiple_of(4096), false)
+            .await
+            .ctx("preallocate segment", &path)?;
+        let d = dir.to_path_buf();
+        glommio::executor()
+            .spawn_blocking(move || fsutil::sync_dir(&d))
+            .await
+    };
+    if let Err(e) = prepared.await {
+        // No file may stay behind for a segment that does not exist: a reopen would take
+        // it as the active segment and hand out its base offset again.
+        if let Err(rm) = std::fs::remove_file(&path) {
+            tracing::warn!(path = %path.display(), error = %rm, "cannot remove a segment file that failed to preallocate");
+        }
+        return Err(e);
+    }
     Ok(Segment::new(
         dir,
         base,
