@@ -31,7 +31,8 @@ import time
 import pytest
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
-from helpers import create_topic, wait_until
+from conftest import BrokerError
+from helpers import create_topic
 
 CYCLES = int(os.environ.get("CRASH_CYCLES", "20"))
 SEED = int(os.environ.get("CRASH_SEED", str(random.randrange(1 << 32))))
@@ -252,7 +253,22 @@ def verify(bootstrap, topic, producers, commits, rng):
     return acked, sum(len(r) for _, _, r in logs.values())
 
 
-@pytest.mark.timeout(120 + 25 * CYCLES)
+def start_again(b, totals, attempts=5):
+    """Restarts the broker on its port. While it was down another socket may have taken
+    the port (a client's reconnect can get it as its own ephemeral port); the broker then
+    refuses to start, and a later attempt succeeds once that socket is gone."""
+    for attempt in range(attempts):
+        try:
+            return b.start(timeout=60)
+        except BrokerError:
+            tail = b.log_tail(3)
+            if "Address already in use" not in tail or attempt == attempts - 1:
+                raise
+            totals["port_taken"] += 1
+            time.sleep(0.5)
+
+
+@pytest.mark.timeout(120 + 10 * CYCLES)
 def test_acknowledged_data_and_commits_survive_sigkill_loops(broker_factory, topic_name):
     print(f"CRASH_SEED={SEED} CRASH_CYCLES={CYCLES}")
     rng = random.Random(SEED)
@@ -262,14 +278,27 @@ def test_acknowledged_data_and_commits_survive_sigkill_loops(broker_factory, top
     producers = []
     commits = {}
     lock = threading.Lock()
-    totals = {"kills": 0, "kills_in_recovery": 0, "failed_plain": 0, "failed_idempotent": 0}
+    totals = {"kills": 0, "kills_in_recovery": 0, "failed_plain": 0, "failed_idempotent": 0,
+              "port_taken": 0}
+    live = []
+    try:
+        run_cycles(b, topic, rng, producers, commits, lock, totals, live)
+    finally:
+        # On a failure, stop the load threads so the process can end.
+        for x in live:
+            x.stop.set()
+
+
+def run_cycles(b, topic, rng, producers, commits, lock, totals, live):
     started = time.monotonic()
+    acked = 0
     for cycle in range(CYCLES):
         cycle_producers = [
             LoadProducer(b.bootstrap, topic, f"c{cycle}i{k}", True, rng) for k in range(2)
         ] + [LoadProducer(b.bootstrap, topic, f"c{cycle}p", False, rng)]
         consumers = [LoadConsumer(b.bootstrap, topic, commits, lock) for _ in range(2)]
-        for x in cycle_producers + consumers:
+        live[:] = cycle_producers + consumers
+        for x in live:
             x.thread.start()
         time.sleep(rng.uniform(0.2, 1.5))
         b.kill()
@@ -281,7 +310,7 @@ def test_acknowledged_data_and_commits_survive_sigkill_loops(broker_factory, top
             b.kill()
             totals["kills_in_recovery"] += 1
         time.sleep(rng.uniform(0.0, 0.3))
-        b.start(timeout=60)
+        start_again(b, totals)
         time.sleep(rng.uniform(0.3, 1.0))
         for x in cycle_producers:
             x.finish()
@@ -301,8 +330,9 @@ def test_acknowledged_data_and_commits_survive_sigkill_loops(broker_factory, top
         acked, stored = verify(b.bootstrap, topic, producers, snapshot, rng)
         print(f"cycle {cycle}: {acked} acknowledged records checked, {stored} stored, "
               f"commits {sorted(snapshot.items())}, plain failures {totals['failed_plain']}, "
-              f"{time.monotonic() - started:.0f} s")
+              f"{time.monotonic() - started:.0f} s", flush=True)
     print(f"crash loop: {CYCLES} cycles, {totals['kills']} kills under load "
           f"({totals['kills_in_recovery']} more inside recovery), {acked} acknowledged "
           f"records all present once and in order, {totals['failed_plain']} plain-producer "
-          f"sends failed (not acknowledged, not retried), nothing lost")
+          f"sends failed (not acknowledged, not retried), port taken at restart "
+          f"{totals['port_taken']} times, nothing lost", flush=True)
