@@ -1,11 +1,5 @@
 //! The `corelog` binary.
 
-mod api;
-mod broker;
-mod config;
-mod group;
-mod protocol;
-
 use clap::{Parser, Subcommand};
 
 /// corelog: a thread-per-core, Kafka-compatible event-streaming broker.
@@ -19,7 +13,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the broker: Kafka protocol on --listen, data in --data-dir.
-    Serve(config::ServeArgs),
+    Serve(corelog::ServeArgs),
     /// Benchmarks that print figures against a baseline measured in the same run.
     #[command(subcommand)]
     Bench(Box<corelog_bench::BenchCommand>),
@@ -58,7 +52,7 @@ fn main() {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(args) => config::BrokerConfig::load(&args).and_then(broker::server::run),
+        Command::Serve(args) => corelog::BrokerConfig::load(&args).and_then(corelog::run),
         Command::Bench(cmd) => corelog_bench::run(*cmd),
     };
     if let Err(e) = result {

@@ -32,7 +32,6 @@ mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
 mod sync_group;
-#[cfg(test)]
 pub(crate) mod testkit;
 
 use std::future::Future;

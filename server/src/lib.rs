@@ -1,0 +1,12 @@
+//! The corelog broker. The `corelog` binary (`main.rs`) runs it; the coverage-guided
+//! fuzz targets (`tests/fuzz`) drive its request path through [`fuzzing`].
+
+mod api;
+mod broker;
+mod config;
+pub mod fuzzing;
+mod group;
+mod protocol;
+
+pub use broker::server::run;
+pub use config::{BrokerConfig, ServeArgs};
