@@ -12,13 +12,18 @@
 #      aiokafka 0.14.0, pytest 9.2.0, pytest-timeout 2.4.0, and the codecs kafka-python
 #      reads and writes snappy/lz4/zstd batches with: python-snappy 0.7.3 (on cramjam
 #      2.14.0), lz4 4.4.5, zstandard 0.25.0.
+# 3. Fuzzing: tests/fuzz/run.sh builds the libFuzzer targets (request frames through every
+#    API's handler, record-batch validation) and runs each for FUZZ_SECONDS (default 30).
 #
 # The last line is "tests: N passed, M failed", cargo's and pytest's results together;
 # a phase that fails without a counted test failure (a build error, a crash, a pytest
 # collection error) counts as one failure. Exits non-zero if anything failed.
 #
 # Knobs: MODEL_SEEDS (random seeds of the model test, default 12), CRASH_CYCLES (kills in
-# the SIGKILL test, default 6); MODEL_SEED / CRASH_SEED replay one failing run.
+# the engine's SIGKILL test, default 6), FAULT_SEEDS (disk-fault test, default 12),
+# CRASH_LOOP_CYCLES (the broker's crash loop, default 20); MODEL_SEED / CRASH_SEED /
+# FAULT_SEED / CRASH_LOOP_SEED replay one failing run; FUZZ_SECONDS per fuzz target
+# (default 30).
 # E2E_ARGS: extra pytest arguments (e.g. "-k kcat", "--shards 2", "-x");
 # E2E_TIMEOUT: per-test limit in seconds (default 120); CORELOG_E2E_KEEP=1 keeps the
 # brokers' data dirs and logs under target/e2e-tmp.
@@ -116,6 +121,12 @@ else
 fi
 touch "$work/e2e.log"
 tally "the e2e suite" "$rc" "$(count_pytest "$work/e2e.log")"
+
+# --- 3. Coverage-guided fuzzing (tests/fuzz, libFuzzer): every target for FUZZ_SECONDS
+# (default 30) from its checked-in corpus; each target counts as one test.
+rc=0
+FUZZ_SECONDS="${FUZZ_SECONDS:-30}" tests/fuzz/run.sh 2>&1 | tee "$work/fuzz.log" || rc=$?
+tally "fuzzing" "$rc" "$(grep -c '^fuzz: .*exit 0$' "$work/fuzz.log") $(grep -c '^fuzz: .*exit [1-9]' "$work/fuzz.log")"
 
 echo "tests: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -51,6 +51,9 @@ async fn exchange<Req: Encodable, Resp: Decodable>(
         flexible: spec.is_flexible(version),
         client_host: None,
     };
+    if let Some(dir) = std::env::var_os("CORELOG_FUZZ_CORPUS") {
+        save_frame(std::path::Path::new(&dir), &header, &body);
+    }
     let parts = super::handle(shard, &header, body, &Default::default())
         .await
         .unwrap_or_else(|e| {
@@ -79,6 +82,29 @@ async fn exchange<Req: Encodable, Resp: Decodable>(
         "{key:?} v{version}: bytes left after the response"
     );
     Some(resp)
+}
+
+/// Writes the request as a frame (header, then body; no size prefix) into `dir`: how the
+/// request fuzz target's seed corpus (`tests/fuzz/corpus/request`) is made, one file per
+/// API version, from requests an independent codec encoded.
+fn save_frame(dir: &std::path::Path, header: &RequestHeader, body: &[u8]) {
+    let mut frame = Vec::new();
+    frame.extend_from_slice(&header.api_key.to_be_bytes());
+    frame.extend_from_slice(&header.api_version.to_be_bytes());
+    frame.extend_from_slice(&header.correlation_id.to_be_bytes());
+    frame.extend_from_slice(&(-1i16).to_be_bytes()); // client id: null
+    if header.flexible {
+        frame.push(0); // no tagged fields
+    }
+    frame.extend_from_slice(body);
+    let name = format!(
+        "{:02}-v{:02}-{:08x}",
+        header.api_key,
+        header.api_version,
+        crc32c::crc32c(&frame)
+    );
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join(name), frame).unwrap();
 }
 
 fn versions(key: ApiKey) -> std::ops::RangeInclusive<i16> {
