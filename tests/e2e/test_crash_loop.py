@@ -19,7 +19,7 @@ Each cycle:
    - each partition's committed offset is at least the last commit the broker
      acknowledged, and not past the high watermark.
 
-CRASH_CYCLES (default 20) and CRASH_SEED replay a run; RELIABILITY.md has a long run.
+CRASH_LOOP_CYCLES (default 20) and CRASH_LOOP_SEED replay a run; RELIABILITY.md has a long run.
 A summary line per cycle is printed (pytest -s shows it).
 """
 
@@ -34,8 +34,8 @@ from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from conftest import BrokerError
 from helpers import create_topic
 
-CYCLES = int(os.environ.get("CRASH_CYCLES", "20"))
-SEED = int(os.environ.get("CRASH_SEED", str(random.randrange(1 << 32))))
+CYCLES = int(os.environ.get("CRASH_LOOP_CYCLES", "20"))
+SEED = int(os.environ.get("CRASH_LOOP_SEED", str(random.randrange(1 << 32))))
 PARTITIONS = 6
 GROUP = "crash-loop"
 VALUE_PAD = 80
@@ -270,7 +270,7 @@ def start_again(b, totals, attempts=5):
 
 @pytest.mark.timeout(120 + 10 * CYCLES)
 def test_acknowledged_data_and_commits_survive_sigkill_loops(broker_factory, topic_name):
-    print(f"CRASH_SEED={SEED} CRASH_CYCLES={CYCLES}")
+    print(f"CRASH_LOOP_SEED={SEED} CRASH_LOOP_CYCLES={CYCLES}")
     rng = random.Random(SEED)
     b = broker_factory(shards=2, config={"log_segment_bytes": 256 << 10})
     topic = topic_name()
