@@ -44,15 +44,6 @@ thread_local! {
     static IO_QUEUE: std::cell::Cell<Option<TaskQueueHandle>> = const { std::cell::Cell::new(None) };
 }
 
-/// Segment writes run in their own task queue. glommio picks the next queue by virtual
-/// runtime, so after a burst of appends the writer runs before the next appenders instead
-/// of waiting behind them in one FIFO queue (measured with 1 MiB batches and one producer:
-/// 554 MB/s with one queue, 646 MB/s with two). A latency-sensitive queue
-/// (`Latency::Matters`) would bound the wait further, but with glommio 0.9 on this machine
-/// it stalled wake-ups until the 100 ms preempt timer (throughput fell to 12-80 MB/s), as did
-/// preempt timers below a millisecond.
-///
-/// The executor's task queue for segment writes, created on first use.
 /// A short write, for fault injection: writes the first `n` bytes of `buf` (rounded down
 /// to a block) at `pos` and returns how many were written.
 async fn write_prefix(
@@ -72,6 +63,15 @@ async fn write_prefix(
         .map_err(std::io::Error::from)
 }
 
+/// Segment writes run in their own task queue. glommio picks the next queue by virtual
+/// runtime, so after a burst of appends the writer runs before the next appenders instead
+/// of waiting behind them in one FIFO queue (measured with 1 MiB batches and one producer:
+/// 554 MB/s with one queue, 646 MB/s with two). A latency-sensitive queue
+/// (`Latency::Matters`) would bound the wait further, but with glommio 0.9 on this machine
+/// it stalled wake-ups until the 100 ms preempt timer (throughput fell to 12-80 MB/s), as did
+/// preempt timers below a millisecond.
+///
+/// The executor's task queue for segment writes, created on first use.
 fn io_queue() -> TaskQueueHandle {
     IO_QUEUE.with(|q| match q.get() {
         Some(h) => h,

@@ -631,6 +631,14 @@ impl PartitionLog {
     async fn roll(&self) -> Result<()> {
         self.state.borrow_mut().rolling = true;
         self.finish_active().await?;
+        {
+            let st = self.state.borrow();
+            let active = st.active();
+            assert!(
+                active.next_offset > active.base_offset,
+                "a roll of an empty segment would create a second segment at its base"
+            );
+        }
         let (next, old_indexes) = {
             let mut st = self.state.borrow_mut();
             let active = st.active_mut();
@@ -1119,6 +1127,8 @@ impl PartitionLog {
                 &tail_bytes,
                 next_seq,
             );
+            // Whatever roll was pending was for the segment just cut.
+            st.rolling = false;
             *st.active_mut() = fresh;
             st.high_watermark = st.high_watermark.min(new_end);
         }
@@ -1220,8 +1230,8 @@ async fn create_segment(dir: &Path, base: u64, config: &LogConfig) -> Result<Seg
             .await
     };
     if let Err(e) = prepared.await {
-        // No file may stay behind for a segment that does not exist: a reopen would take
-        // it as the active segment and hand out its base offset again.
+        // No file stays behind for a segment that does not exist (the roll is retried;
+        // a crash before that would otherwise reopen with an empty last segment).
         if let Err(rm) = std::fs::remove_file(&path) {
             tracing::warn!(path = %path.display(), error = %rm, "cannot remove a segment file that failed to preallocate");
         }
