@@ -23,7 +23,7 @@
 
 mod common;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
@@ -46,7 +46,7 @@ fn config() -> LogConfig {
 }
 
 /// What was injected, by kind.
-#[derive(Default, Debug)]
+#[derive(Default, Debug, Clone)]
 struct Injected {
     write_eio: u32,
     write_enospc: u32,
@@ -57,13 +57,13 @@ struct Injected {
 }
 
 /// What the seed went through.
-#[derive(Default, Debug)]
+#[derive(Default, Debug, Clone)]
 struct Coverage {
     lifetimes: u32,
     failed_logs: u32,
     refused_appends: u32,
     refused_flushes: u32,
-    rolls_after_a_refusal: u32,
+    rolls_after_enospc: u32,
     crashes: u32,
     torn_tails: u32,
     clean_closes: u32,
@@ -97,10 +97,15 @@ impl Model {
 }
 
 /// A plan that fails operations on files under `dir` with the given probabilities.
-fn plan(dir: PathBuf, seed: u64, injected: Rc<RefCell<Injected>>) -> faults::Plan {
+fn plan(
+    dir: PathBuf,
+    seed: u64,
+    injected: Rc<RefCell<Injected>>,
+    enabled: Rc<Cell<bool>>,
+) -> faults::Plan {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     Box::new(move |op: Op, path: &Path, len: usize| {
-        if !path.starts_with(&dir) {
+        if !enabled.get() || !path.starts_with(&dir) {
             return None;
         }
         let mut inj = injected.borrow_mut();
@@ -197,7 +202,7 @@ fn tear(dir: &Path, model: &Model, rng: &mut ChaCha8Rng) -> bool {
     true
 }
 
-fn run_seed(seed: u64) {
+fn run_seed(seed: u64) -> (Injected, Coverage) {
     run(move || async move {
         let root = tempfile::tempdir().unwrap();
         let faulty_dir = root.path().join("faulty");
@@ -251,7 +256,13 @@ fn run_seed(seed: u64) {
                 "seed {seed}: log end after reopening"
             );
 
-            let _plan = faults::install(plan(faulty_dir.clone(), rng.gen(), injected.clone()));
+            let enabled = Rc::new(Cell::new(true));
+            let _plan = faults::install(plan(
+                faulty_dir.clone(),
+                rng.gen(),
+                injected.clone(),
+                enabled.clone(),
+            ));
             let mut failed_at_hw = None;
             for _ in 0..rng.gen_range(20..120) {
                 if let Some(hw) = failed_at_hw {
@@ -267,18 +278,41 @@ fn run_seed(seed: u64) {
                 match rng.gen_range(0..100) {
                     0..=59 => {
                         tag += 1;
-                        let rolls = log.stats().rolls;
                         let was_refusing = log.failure().is_some();
                         match append(&log, tag, &mut rng).await {
                             Some(b) => {
                                 assert!(!was_refusing, "seed {seed}: a failed log took an append");
                                 assert_eq!(b.0, model.end(), "seed {seed}: offsets must follow");
-                                if cov.refused_appends > 0 && log.stats().rolls > rolls {
-                                    cov.rolls_after_a_refusal += 1;
-                                }
                                 model.pending.push(b);
                             }
-                            None => cov.refused_appends += 1,
+                            None => {
+                                cov.refused_appends += 1;
+                                if log.failure().is_none() {
+                                    // Refused without failing the log: only a roll that
+                                    // could not preallocate does that. With the disk well
+                                    // again, the next append goes through, rolling first
+                                    // (unless a write faulted earlier fails the log now).
+                                    enabled.set(false);
+                                    tag += 1;
+                                    let rolls = log.stats().rolls;
+                                    match append(&log, tag, &mut rng).await {
+                                        Some(b) => {
+                                            assert!(
+                                                log.stats().rolls > rolls,
+                                                "seed {seed}: the refused roll was not retried"
+                                            );
+                                            assert_eq!(b.0, model.end(), "seed {seed}: offsets");
+                                            model.pending.push(b);
+                                            cov.rolls_after_enospc += 1;
+                                        }
+                                        None => assert!(
+                                            log.failure().is_some(),
+                                            "seed {seed}: a log refused appends without failing"
+                                        ),
+                                    }
+                                    enabled.set(true);
+                                }
+                            }
                         }
                     }
                     60..=84 => match log.flush().await {
@@ -348,6 +382,8 @@ fn run_seed(seed: u64) {
             injected.borrow(),
             model.acked.len()
         );
+        let injected = injected.borrow().clone();
+        (injected, cov)
     })
 }
 
@@ -364,8 +400,40 @@ fn acknowledged_data_survives_disk_faults_and_failed_logs_refuse() {
             (first..first + n).collect()
         }
     };
-    for seed in seeds {
+    let mut total = (Injected::default(), Coverage::default());
+    for &seed in &seeds {
         eprintln!("FAULT_SEED={seed}");
-        run_seed(seed);
+        let (i, c) = run_seed(seed);
+        total.0.write_eio += i.write_eio;
+        total.0.write_enospc += i.write_enospc;
+        total.0.short_writes += i.short_writes;
+        total.0.sync_eio += i.sync_eio;
+        total.0.truncate_eio += i.truncate_eio;
+        total.0.allocate_enospc += i.allocate_enospc;
+        total.1.failed_logs += c.failed_logs;
+        total.1.rolls_after_enospc += c.rolls_after_enospc;
+        total.1.torn_tails += c.torn_tails;
+    }
+    eprintln!(
+        "faults over {} seeds: {:?} {:?}",
+        seeds.len(),
+        total.0,
+        total.1
+    );
+    // Enough seeds reach every case; the test checks nothing if they do not.
+    if seeds.len() >= 8 {
+        let (i, c) = &total;
+        for (what, n) in [
+            ("failed writes", i.write_eio + i.write_enospc),
+            ("short writes", i.short_writes),
+            ("failed fdatasyncs", i.sync_eio),
+            ("failed truncations", i.truncate_eio),
+            ("ENOSPC preallocations", i.allocate_enospc),
+            ("failed logs", c.failed_logs),
+            ("rolls retried after ENOSPC", c.rolls_after_enospc),
+            ("torn tails", c.torn_tails),
+        ] {
+            assert!(n > 0, "no {what} in {} seeds", seeds.len());
+        }
     }
 }
