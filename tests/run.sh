@@ -13,7 +13,8 @@
 #      reads and writes snappy/lz4/zstd batches with: python-snappy 0.7.3 (on cramjam
 #      2.14.0), lz4 4.4.5, zstandard 0.25.0.
 # 3. Fuzzing: tests/fuzz/run.sh builds the libFuzzer targets (request frames through every
-#    API's handler, record-batch validation) and runs each for FUZZ_SECONDS (default 30).
+#    API's handler but CreateTopics and CreatePartitions, record-batch validation) and
+#    runs each for FUZZ_SECONDS (default 30).
 #
 # The last line is "tests: N passed, M failed", cargo's and pytest's results together;
 # a phase that fails without a counted test failure (a build error, a crash, a pytest

@@ -15,6 +15,7 @@ cd "$(dirname "$0")"
 seconds=${FUZZ_SECONDS:-60}
 targets=${FUZZ_TARGETS:-"request record_batch"}
 triple=x86_64-unknown-linux-gnu
+tmp_base=${TMPDIR:-/tmp}
 # Only the fuzz binaries and their dependencies are instrumented (--target keeps the
 # flags off build scripts and proc macros).
 export RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
@@ -23,7 +24,11 @@ export RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4
 cargo build --release --locked --target "$triple" --bins
 export CORELOG_LOG=${CORELOG_LOG:-off}
 for t in $targets; do
-    scratch=$(mktemp -d)
+    scratch=$(mktemp -d -p "$tmp_base")
+    # The request target's shard keeps its data under TMPDIR; libFuzzer exits without
+    # running destructors, so each target gets a directory removed afterwards.
+    export TMPDIR
+    TMPDIR=$(mktemp -d -p "$tmp_base")
     artifacts="target/fuzz-artifacts/$t/"
     mkdir -p "$artifacts"
     echo "fuzz: $t for ${seconds}s from $(ls corpus/$t | wc -l) seeds"
@@ -34,7 +39,7 @@ for t in $targets; do
     rc=${PIPESTATUS[0]}
     set -e
     echo "fuzz: $t: $(ls "$scratch" | wc -l) new inputs, exit $rc"
-    rm -rf "$scratch"
+    rm -rf "$scratch" "$TMPDIR"
     if [ "$rc" -ne 0 ]; then
         exit "$rc"
     fi
