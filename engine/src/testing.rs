@@ -45,3 +45,34 @@ pub fn raise_fd_limit() {
         }
     });
 }
+
+/// The seed of a randomised test: the number in the environment variable `var` (to
+/// replay a failure), else a random one. The test prints it.
+pub fn seed(var: &str) -> u64 {
+    match std::env::var(var) {
+        Ok(s) => s
+            .parse()
+            .unwrap_or_else(|_| panic!("{var} is not a number: {s}")),
+        Err(_) => random_u64(),
+    }
+}
+
+/// The seeds of a test that runs several: the one in `one` when that variable is set,
+/// else `many` (default `default`) consecutive seeds from a random first one.
+pub fn seeds(one: &str, many: &str, default: u64) -> Vec<u64> {
+    if std::env::var_os(one).is_some() {
+        return vec![seed(one)];
+    }
+    let n = std::env::var(many)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default);
+    let first = random_u64() >> 32;
+    (first..first + n).collect()
+}
+
+/// A random number without a dependency: std's per-map random hash keys.
+fn random_u64() -> u64 {
+    use std::hash::BuildHasher;
+    std::collections::hash_map::RandomState::new().hash_one(0u8)
+}

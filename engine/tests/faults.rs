@@ -389,17 +389,7 @@ fn run_seed(seed: u64) -> (Injected, Coverage) {
 
 #[test]
 fn acknowledged_data_survives_disk_faults_and_failed_logs_refuse() {
-    let seeds: Vec<u64> = match std::env::var("FAULT_SEED") {
-        Ok(s) => vec![s.parse().expect("FAULT_SEED is a number")],
-        Err(_) => {
-            let n: u64 = std::env::var("FAULT_SEEDS")
-                .ok()
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(12);
-            let first: u64 = rand::random();
-            (first..first + n).collect()
-        }
-    };
+    let seeds = corelog_engine::testing::seeds("FAULT_SEED", "FAULT_SEEDS", 12);
     let mut total = (Injected::default(), Coverage::default());
     for &seed in &seeds {
         eprintln!("FAULT_SEED={seed}");

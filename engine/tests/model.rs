@@ -451,17 +451,7 @@ fn run_seed(seed: u64) {
 
 #[test]
 fn partition_log_matches_model_through_crashes() {
-    let seeds: Vec<u64> = match std::env::var("MODEL_SEED") {
-        Ok(s) => vec![s.parse().expect("MODEL_SEED is a number")],
-        Err(_) => {
-            let n: u64 = std::env::var("MODEL_SEEDS")
-                .ok()
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(12);
-            let base: u64 = rand::random::<u32>() as u64;
-            (base..base + n).collect()
-        }
-    };
+    let seeds = corelog_engine::testing::seeds("MODEL_SEED", "MODEL_SEEDS", 12);
     for seed in seeds {
         eprintln!("model seed {seed} (replay with MODEL_SEED={seed})");
         let result = std::panic::catch_unwind(|| run_seed(seed));

@@ -24,10 +24,7 @@ struct Ack {
 
 #[test]
 fn acknowledged_batches_survive_sigkill() {
-    let seed: u64 = std::env::var("CRASH_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(rand::random);
+    let seed = corelog_engine::testing::seed("CRASH_SEED");
     let cycles: u32 = std::env::var("CRASH_CYCLES")
         .ok()
         .and_then(|s| s.parse().ok())

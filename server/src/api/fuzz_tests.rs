@@ -25,10 +25,7 @@ fn plausible_byte(rng: &mut ChaCha8Rng) -> u8 {
 
 #[test]
 fn random_requests_never_panic_and_answers_are_framed() {
-    let seed: u64 = std::env::var("FUZZ_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(rand::random);
+    let seed = corelog_engine::testing::seed("FUZZ_SEED");
     let cases: usize = std::env::var("FUZZ_CASES")
         .ok()
         .and_then(|s| s.parse().ok())

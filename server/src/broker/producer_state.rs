@@ -323,10 +323,7 @@ mod tests {
     #[test]
     fn snapshots_round_trip_and_refuse_damage() {
         use rand::{Rng, SeedableRng};
-        let seed: u64 = std::env::var("CORELOG_TEST_SEED")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(rand::random);
+        let seed = corelog_engine::testing::seed("CORELOG_TEST_SEED");
         println!("seed {seed} (CORELOG_TEST_SEED to repeat)");
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
         let mut s = ProducerStates::default();

@@ -617,10 +617,7 @@ mod tests {
     /// more than the budget plus `WAVE_PARTITIONS_MAX` batches.
     #[test]
     fn reads_in_waves_answer_as_reads_in_turn() {
-        let seed: u64 = std::env::var("WAVES_SEED")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(rand::random);
+        let seed = corelog_engine::testing::seed("WAVES_SEED");
         println!("WAVES_SEED={seed}");
         let dir = tempfile::tempdir().unwrap();
         let config = Arc::new(crate::api::testkit::config(dir.path()));

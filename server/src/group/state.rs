@@ -890,27 +890,16 @@ mod tests {
     /// members of the current generation (or free consumers of an empty group) commit.
     #[test]
     fn random_membership_never_double_assigns_and_fences_stale_commits() {
-        let seeds: u64 = std::env::var("GROUP_SEEDS")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(200);
-        let first: u64 = std::env::var("GROUP_SEED")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(rand::random);
-        let (first, seeds) = if std::env::var("GROUP_SEED").is_ok() {
-            (first, 1)
-        } else {
-            (first, seeds)
-        };
-        println!("GROUP_SEED={first} (+{seeds} seeds)");
+        let seeds = corelog_engine::testing::seeds("GROUP_SEED", "GROUP_SEEDS", 200);
+        let runs = seeds.len();
+        println!("GROUP_SEED={} (+{runs} seeds)", seeds[0]);
         let mut generations_checked = 0;
-        for seed in first..first + seeds {
+        for seed in seeds {
             generations_checked += simulate(seed);
         }
         println!("{generations_checked} generations checked");
         assert!(
-            generations_checked > seeds as usize,
+            generations_checked > runs,
             "the simulation made little progress"
         );
     }
