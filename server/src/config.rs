@@ -63,6 +63,9 @@ struct FileConfig {
     busy_poll_us: Option<u64>,
     connections_max_per_ip: Option<usize>,
     connections_max_idle_ms: Option<u64>,
+    connection_bytes_in_flight_max: Option<usize>,
+    shard_request_bytes_in_flight_max: Option<usize>,
+    shard_response_bytes_in_flight_max: Option<usize>,
     group_min_session_timeout_ms: Option<i64>,
     group_max_session_timeout_ms: Option<i64>,
     offsets_retention_ms: Option<i64>,
@@ -97,6 +100,18 @@ pub struct BrokerConfig {
     /// A connection that sends no whole request for this long is closed (idle clients,
     /// and clients that trickle a request in).
     pub connections_max_idle: Duration,
+    /// Bytes one connection may have in memory: the request being read and handled
+    /// plus its answers not yet written. Past it, the connection's next request is not
+    /// read (the client's bytes wait in the socket) until answers are written.
+    pub connection_bytes_in_flight_max: usize,
+    /// Bytes of requests all of a shard's connections may have in memory at once (a
+    /// request's declared size counts from when it is known until its handler is
+    /// done). Past it, requests wait in the sockets, first come, first served.
+    pub shard_request_bytes_in_flight_max: usize,
+    /// Bytes of answers a shard may hold while they are written. A fetch asks for no
+    /// more than what is left (but always gets its first batch, KIP-74), so clients
+    /// that read slowly shrink other fetches instead of growing memory.
+    pub shard_response_bytes_in_flight_max: usize,
     /// Bytes of recently appended batches each shard keeps in memory for fetches.
     pub tail_cache_bytes: usize,
     /// When acks=0/1 appends are flushed.
@@ -168,6 +183,7 @@ impl BrokerConfig {
             d.max_message_bytes = v;
         }
         defaults.validate()?;
+        let request_max_bytes = file.request_max_bytes.unwrap_or(100 << 20);
         let config = BrokerConfig {
             listen,
             data_dir: args
@@ -186,12 +202,21 @@ impl BrokerConfig {
             retention_check_interval: Duration::from_millis(
                 file.log_retention_check_interval_ms.unwrap_or(300_000),
             ),
-            request_max_bytes: file.request_max_bytes.unwrap_or(100 << 20),
+            request_max_bytes,
             connections_max: file.connections_max.unwrap_or(10_000),
             connections_max_per_ip: file.connections_max_per_ip.unwrap_or(usize::MAX),
             connections_max_idle: Duration::from_millis(
                 file.connections_max_idle_ms.unwrap_or(600_000),
             ),
+            connection_bytes_in_flight_max: file
+                .connection_bytes_in_flight_max
+                .unwrap_or_else(|| request_max_bytes.max(128 << 20)),
+            shard_request_bytes_in_flight_max: file
+                .shard_request_bytes_in_flight_max
+                .unwrap_or_else(|| request_max_bytes.max(512 << 20)),
+            shard_response_bytes_in_flight_max: file
+                .shard_response_bytes_in_flight_max
+                .unwrap_or(512 << 20),
             tail_cache_bytes: file.tail_cache_bytes.unwrap_or(256 << 20),
             background_flush: {
                 let d = BackgroundFlush::default();
@@ -251,6 +276,18 @@ impl BrokerConfig {
         }
         if !(1024..=1 << 30).contains(&config.request_max_bytes) {
             return Err("request_max_bytes must be between 1 KiB and 1 GiB".into());
+        }
+        if config.connection_bytes_in_flight_max < config.request_max_bytes
+            || config.shard_request_bytes_in_flight_max < config.request_max_bytes
+        {
+            return Err(
+                "connection_bytes_in_flight_max and shard_request_bytes_in_flight_max \
+                 must be at least request_max_bytes"
+                    .into(),
+            );
+        }
+        if config.shard_response_bytes_in_flight_max == 0 {
+            return Err("shard_response_bytes_in_flight_max must be positive".into());
         }
         if config.request_max_bytes < config.topic_defaults.config.max_message_bytes {
             return Err("request_max_bytes must be at least message_max_bytes".into());

@@ -15,6 +15,7 @@
 use std::time::{Duration, Instant};
 
 use super::{read_array, Request};
+use crate::broker::budget::Held;
 use crate::broker::router::{first_of, Op, ReadItem, ReadResult, Reply, TopicPartition};
 use crate::broker::shard::BoxFuture;
 use crate::protocol::wire::{DecodeResult, Reader};
@@ -103,23 +104,27 @@ pub async fn handle(req: &Request<'_>, body: &[u8]) -> DecodeResult<Response> {
 
     let deadline =
         Instant::now() + Duration::from_millis(max_wait_ms.max(0) as u64).min(MAX_WAIT_CAP);
-    let mut results = read_all(req, &items, max_bytes).await;
+    let (mut results, mut allowed, mut held) = read_within_budget(req, &items, max_bytes).await;
     loop {
-        let available: usize = results
-            .iter()
-            .flat_map(|r| r.batches.iter())
-            .map(|b| b.len())
-            .sum();
+        let available = held.bytes();
         let errors = results.iter().any(|r| r.error != ErrorCode::None);
         let now = Instant::now();
-        if available >= min_bytes.max(1) as usize || errors || items.is_empty() || now >= deadline {
+        if available >= (min_bytes.max(1) as usize).min(allowed)
+            || errors
+            || items.is_empty()
+            || now >= deadline
+        {
             break;
         }
         wait_for_data(req, &items, &results, deadline - now).await;
-        results = read_all(req, &items, max_bytes).await;
+        drop((results, held));
+        (results, allowed, held) = read_within_budget(req, &items, max_bytes).await;
     }
     let partition_limits: Vec<usize> = items.iter().map(|(_, i)| i.max_bytes).collect();
-    limit_total(&mut results, &partition_limits, max_bytes);
+    limit_total(&mut results, &partition_limits, allowed);
+    // The connection charges the answer's bytes from here on (`connection.rs`), with no
+    // wait in between.
+    drop(held);
 
     let mut r = req.response();
     r.i32(0); // throttle_time_ms
@@ -160,6 +165,44 @@ pub async fn handle(req: &Request<'_>, body: &[u8]) -> DecodeResult<Response> {
     }
     r.tagged_fields(flex);
     Ok(r)
+}
+
+/// Reads within what the shard's response budget has left ([`Budget`]): while slow
+/// readers hold answers, fetches shrink, down to their first batch (KIP-74), instead of
+/// memory growing. The read's limit is reserved before it starts, so fetches reading at
+/// the same time do not each count on the same room; once the read is done the
+/// reservation becomes a charge of the bytes read, held while the fetch waits for more.
+/// Returns the results, the limit they were read with (at least 1), and the charge.
+///
+/// [`Budget`]: crate::broker::budget::Budget
+async fn read_within_budget(
+    req: &Request<'_>,
+    items: &[(TopicPartition, ReadItem)],
+    max_bytes: usize,
+) -> (Vec<ReadResult>, usize, Held) {
+    let budget = &req.shard.response_budget;
+    let allowed = max_bytes.min(budget.available()).max(1);
+    let reserved = budget.charge(allowed);
+    let results = if allowed < max_bytes {
+        let items: Vec<(TopicPartition, ReadItem)> = items
+            .iter()
+            .map(|(tp, item)| {
+                let max_bytes = item.max_bytes.min(allowed);
+                (tp.clone(), ReadItem { max_bytes, ..*item })
+            })
+            .collect();
+        read_all(req, &items, allowed).await
+    } else {
+        read_all(req, items, allowed).await
+    };
+    let read = results
+        .iter()
+        .flat_map(|r| r.batches.iter())
+        .map(|b| b.len())
+        .sum();
+    let held = budget.charge(read);
+    drop(reserved);
+    (results, allowed, held)
 }
 
 async fn read_all(

@@ -1,6 +1,7 @@
 //! The broker runtime: shards, the router between them, partitions, topics.
 
 pub mod affinity;
+pub mod budget;
 pub mod catalog;
 pub mod connection;
 pub mod controller;

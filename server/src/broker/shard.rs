@@ -17,6 +17,7 @@ use std::time::Duration;
 use corelog_engine::TailCache;
 use glommio::TaskQueueHandle;
 
+use super::budget::Budget;
 use super::catalog::{partition_dir, Catalog};
 use super::controller::Controller;
 use super::ownership::{partition_owner, CONTROLLER_SHARD};
@@ -58,6 +59,11 @@ pub struct Shard {
     pub connections: std::cell::Cell<usize>,
     /// Connections per client IP, shared by all shards.
     pub per_ip: Arc<ConnectionsPerIp>,
+    /// Bytes of requests this shard's connections hold (`shard_request_bytes_in_flight_max`).
+    pub request_budget: Rc<Budget>,
+    /// Bytes of answers this shard holds while they are written
+    /// (`shard_response_bytes_in_flight_max`).
+    pub response_budget: Rc<Budget>,
 }
 
 /// One shard's share of a request: the items' positions in the request, and the items.
@@ -83,7 +89,6 @@ impl Shard {
         Shard {
             id,
             shards: config.shards(),
-            config,
             catalog: RefCell::new(Rc::new(Catalog::default())),
             partitions: RefCell::new(HashMap::new()),
             cache: Rc::new(RefCell::new(TailCache::new(cache_bytes))),
@@ -94,6 +99,9 @@ impl Shard {
             groups: Rc::new(Coordinator::new(group_config)),
             connections: std::cell::Cell::new(0),
             per_ip,
+            request_budget: Budget::new(config.shard_request_bytes_in_flight_max),
+            response_budget: Budget::new(config.shard_response_bytes_in_flight_max),
+            config,
         }
     }
 

@@ -1,0 +1,223 @@
+"""Memory budgets on raw sockets: requests and answers in flight are bounded per shard
+(shard_request_bytes_in_flight_max, shard_response_bytes_in_flight_max), clients that
+send or read slowly hold nothing for longer than connections_max_idle_ms, and
+well-behaved clients are served meanwhile."""
+
+import random
+import socket
+import threading
+import time
+
+import kwire
+from helpers import create_topic, wait_until
+
+MIB = 1 << 20
+
+
+def rss_mib(broker):
+    with open(f"/proc/{broker.proc.pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+def timed(what, f, limit_s):
+    start = time.monotonic()
+    out = f()
+    took = time.monotonic() - start
+    assert took < limit_s, f"{what} took {took:.2f} s (another client held it up)"
+    return out
+
+
+def produce_frame(topic, batch, correlation_id, acks=1):
+    header = kwire.request_header(kwire.API_PRODUCE, 7, correlation_id, "limits")
+    return kwire.frame(header + kwire.produce_body({(topic, 0): batch}, acks=acks))
+
+
+def raw_socket(bootstrap, rcvbuf=None):
+    host, port = bootstrap.rsplit(":", 1)
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if rcvbuf:
+        # Before connecting, so that the window stays small.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    s.connect((host, int(port)))
+    return s
+
+
+def recv_frame(s):
+    def exact(n):
+        buf = bytearray()
+        while len(buf) < n:
+            chunk = s.recv(n - len(buf))
+            if not chunk:
+                raise ConnectionError("closed")
+            buf += chunk
+        return bytes(buf)
+    size = int.from_bytes(exact(4), "big")
+    return exact(size)
+
+
+def test_large_requests_wait_for_the_shard_budget(broker_factory, topic_name):
+    """30 connections each send most of a 3 MiB produce and stop: only what the 8 MiB
+    shard budget allows is read into memory (the rest waits in the sockets), small
+    requests of another client are served meanwhile, and once the senders finish, every
+    produce is answered and stored."""
+    b = broker_factory(shards=1, config={
+        "request_max_bytes": 4 * MIB,
+        "message_max_bytes": 4 * MIB,
+        "connection_bytes_in_flight_max": 4 * MIB,
+        "shard_request_bytes_in_flight_max": 8 * MIB,
+        "connections_max_idle_ms": 60000,
+    })
+    topic = topic_name()
+    create_topic(b.bootstrap, topic, partitions=1)
+    rng = random.Random(20261121)
+    batch = kwire.encode_batch([(None, rng.randbytes(3 * MIB))])
+    good = kwire.Connection.to(b.bootstrap)
+    good.api_versions()
+    before = rss_mib(b)
+
+    senders = []
+    for i in range(30):
+        s = raw_socket(b.bootstrap)
+        data = produce_frame(topic, batch, i)
+        s.setblocking(False)
+        senders.append([s, data, 0])
+    # Push the first 2.5 MiB of every frame, as far as the sockets take it.
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline:
+        for entry in senders:
+            s, data, sent = entry
+            if sent >= int(2.5 * MIB):
+                continue
+            try:
+                entry[2] += s.send(data[sent:int(2.5 * MIB)])
+            except BlockingIOError:
+                pass
+        time.sleep(0.01)
+    pushed = sum(e[2] for e in senders)
+    time.sleep(0.5)
+    grown = rss_mib(b) - before
+    print(f"pushed {pushed / MIB:.0f} MiB on 30 connections; broker RSS grew {grown:.1f} MiB")
+    # Two frames fit the budget (read in 4 MiB steps); without it, every connection's
+    # bytes are read into memory (~2.5 MiB each, 75 MiB).
+    assert grown < 30, f"RSS grew {grown:.1f} MiB with 8 MiB of requests allowed"
+
+    # Small requests of another client are not queued behind the large ones.
+    small = kwire.encode_batch([(b"k", b"small")])
+    for _ in range(5):
+        good._versions = None
+        timed("ApiVersions", good.api_versions, 1.0)
+        res = timed("a small produce", lambda: good.produce({(topic, 0): small}, acks=1), 1.0)
+        assert res[(topic, 0)].error_code == 0
+
+    # Finish every frame; each is answered.
+    def finish(entry):
+        s, data, sent = entry
+        s.setblocking(True)
+        s.settimeout(30)
+        s.sendall(data[sent:])
+        body = kwire.Reader(recv_frame(s))
+        body.i32()  # correlation id
+        return kwire.decode_produce_response(body.data[body.pos:], 7)[(topic, 0)]
+
+    results = [None] * len(senders)
+
+    def run(i):
+        results[i] = finish(senders[i])
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(senders))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert all(r is not None and r.error_code == 0 for r in results), results
+    offsets = sorted(r.base_offset for r in results)
+    assert len(set(offsets)) == 30
+    # acks=1 data is readable once flushed, a few ms later.
+    wait_until(lambda: good.fetch({(topic, 0): 35})[(topic, 0)].high_watermark == 35,
+               "35 records readable")
+    for s, _, _ in senders:
+        s.close()
+    good.close()
+
+
+def test_slow_readers_shrink_fetches_instead_of_growing_memory(broker_factory, topic_name):
+    """20 clients ask for 50 MiB fetches of a 10 MiB partition and read nothing: the
+    8 MiB response budget bounds what the broker holds for them, another consumer still
+    reads everything (in smaller answers) and a producer is served, and after
+    connections_max_idle_ms the slow readers are cut off and fetches grow again."""
+    idle_ms = 4000
+    b = broker_factory(shards=1, config={
+        "shard_response_bytes_in_flight_max": 8 * MIB,
+        "tail_cache_bytes": 1 * MIB,
+        "connections_max_idle_ms": idle_ms,
+    })
+    topic = topic_name()
+    create_topic(b.bootstrap, topic, partitions=1)
+    rng = random.Random(7)
+    batch = kwire.encode_batch([(None, rng.randbytes(128 << 10))])
+    batches = 80
+    with kwire.Connection.to(b.bootstrap) as p:
+        for _ in range(batches):
+            assert p.produce({(topic, 0): batch}, acks=1)[(topic, 0)].error_code == 0
+    before = rss_mib(b)
+
+    slow = []
+    for i in range(20):
+        s = raw_socket(b.bootstrap, rcvbuf=4096)
+        header = kwire.request_header(kwire.API_FETCH, 4, i, "slow-reader")
+        body = kwire.fetch_body({(topic, 0): rng.randrange(batches // 2)}, max_wait_ms=0,
+                                max_bytes=50 * MIB, partition_max_bytes=50 * MIB)
+        s.sendall(kwire.frame(header + body))
+        slow.append(s)
+    time.sleep(1.0)
+    grown = rss_mib(b) - before
+    print(f"20 slow readers: broker RSS grew {grown:.1f} MiB")
+    # Without the budget each slow reader holds up to 10 MiB read from disk.
+    assert grown < 48, f"RSS grew {grown:.1f} MiB with 8 MiB of answers allowed"
+
+    # Meanwhile a consumer reads the whole partition and a producer is served.
+    with kwire.Connection.to(b.bootstrap) as c, kwire.Connection.to(b.bootstrap) as p:
+        offset, sizes = 0, []
+        deadline = time.monotonic() + 20
+        while offset < batches and time.monotonic() < deadline:
+            got = timed("a fetch", lambda: c.fetch({(topic, 0): offset}, max_wait_ms=0,
+                                                   max_bytes=50 * MIB,
+                                                   partition_max_bytes=50 * MIB), 2.0)
+            res = got[(topic, 0)]
+            assert res.error_code == 0
+            assert res.batches, "a fetch returned nothing while data was there"
+            sizes.append(len(res.batches))
+            offset = res.batches[-1].base_offset + len(res.batches[-1].records)
+        assert offset == batches, f"read up to {offset} of {batches}"
+        res = timed("a produce", lambda: p.produce(
+            {(topic, 0): kwire.encode_batch([(None, b"x")])}, acks=1), 2.0)
+        assert res[(topic, 0)].error_code == 0
+        print(f"batches per fetch while slow readers held answers: {sizes}")
+        assert min(sizes) >= 1
+
+        # The slow readers are cut off once they have read nothing for idle_ms.
+        time.sleep(idle_ms / 1000 + 1.5)
+        for s in slow:
+            s.settimeout(5)
+            try:
+                while s.recv(1 << 20):
+                    pass
+            except OSError:
+                pass
+        # A reader whose answer did not fit the kernel's socket buffers is cut off in
+        # the write; the others got their answers into those buffers and are cut off
+        # for sending no next request.
+        log = b.log_path.read_text(errors="replace")
+        unread = log.count("read nothing for")
+        silent = log.count("no whole request within")
+        assert unread >= 1 and unread + silent >= 20, log[-3000:]
+    # (The consumer sat idle as long, and was cut off too: a new connection.)
+    with kwire.Connection.to(b.bootstrap) as c:
+        got = c.fetch({(topic, 0): 0}, max_wait_ms=0, max_bytes=50 * MIB,
+                      partition_max_bytes=50 * MIB)[(topic, 0)]
+        assert len(got.batches) > 10, "fetches stayed small after the slow readers left"
+    for s in slow:
+        s.close()
