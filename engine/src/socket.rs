@@ -111,6 +111,53 @@ pub async fn recv_exact_into(
     Ok(())
 }
 
+/// A second stream on `stream`'s own descriptor (no new descriptor, so a connection
+/// costs one open file, not two), so that one task can write while another reads. It
+/// gives the descriptor back when dropped instead of closing it (a patch of the
+/// vendored glommio: `IntoRawFd`).
+pub struct SameSocket(Option<TcpStream>);
+
+impl std::fmt::Debug for SameSocket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("SameSocket")
+            .field(&self.0.as_ref().map(|s| s.as_raw_fd()))
+            .finish()
+    }
+}
+
+impl SameSocket {
+    /// # Safety
+    /// `stream` must stay open for as long as the result lives: the result uses its
+    /// descriptor without owning it.
+    pub unsafe fn new(stream: &TcpStream) -> SameSocket {
+        // SAFETY: the descriptor is open (the caller's promise) and is never closed
+        // through this stream (see Drop).
+        SameSocket(Some(unsafe { TcpStream::from_raw_fd(stream.as_raw_fd()) }))
+    }
+}
+
+impl std::ops::Deref for SameSocket {
+    type Target = TcpStream;
+    fn deref(&self) -> &TcpStream {
+        self.0.as_ref().expect("present until dropped")
+    }
+}
+
+impl std::ops::DerefMut for SameSocket {
+    fn deref_mut(&mut self) -> &mut TcpStream {
+        self.0.as_mut().expect("present until dropped")
+    }
+}
+
+impl Drop for SameSocket {
+    fn drop(&mut self) {
+        if let Some(s) = self.0.take() {
+            // Not closed: the descriptor belongs to the stream it was made from.
+            let _ = s.into_raw_fd();
+        }
+    }
+}
+
 /// A second stream on a duplicate of `stream`'s descriptor, so that one task can write
 /// while another reads.
 pub fn duplicate(stream: &TcpStream) -> io::Result<TcpStream> {
@@ -136,6 +183,37 @@ mod tests {
     use super::*;
     use futures_lite::io::AsyncWriteExt;
     use glommio::net::TcpListener;
+
+    /// A stream on the same descriptor writes, and dropping it leaves the descriptor
+    /// open for the stream it was made from.
+    #[test]
+    fn a_same_socket_stream_gives_the_descriptor_back() {
+        crate::testing::run_on_executor(|| async {
+            use futures_lite::io::AsyncReadExt;
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            let peer = glommio::spawn_local(async move {
+                let mut s = TcpStream::connect(addr).await.unwrap();
+                let mut got = Vec::new();
+                s.read_to_end(&mut got).await.unwrap();
+                got
+            });
+            let mut owner = listener.accept().await.unwrap();
+            let fd = owner.as_raw_fd();
+            for round in 0..3u8 {
+                // SAFETY: `owner` stays open throughout.
+                let mut second = unsafe { SameSocket::new(&owner) };
+                assert_eq!(second.as_raw_fd(), fd);
+                second.write_all(&[round]).await.unwrap();
+                drop(second);
+                // SAFETY: fcntl only queries the descriptor.
+                assert!(unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0, "closed");
+            }
+            owner.write_all(b"end").await.unwrap();
+            owner.close().await.unwrap();
+            assert_eq!(peer.await, b"\x00\x01\x02end");
+        });
+    }
 
     #[test]
     fn frames_arrive_whole_in_pieces_and_a_short_stream_is_an_error() {

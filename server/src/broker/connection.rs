@@ -31,7 +31,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use corelog_engine::socket::recv_exact_into;
+use corelog_engine::socket::{recv_exact_into, SameSocket};
 use futures_lite::AsyncWriteExt;
 use glommio::channels::local_channel::{self, LocalReceiver};
 use glommio::net::TcpStream;
@@ -75,15 +75,13 @@ async fn serve(shard: &Rc<Shard>, mut stream: TcpStream, slot: Slot) {
         .map(|a| a.to_string())
         .unwrap_or_else(|_| "?".into());
     loop {
-        // A second descriptor of the socket for the writer task, so that reading and
+        // A second stream on the socket for the writer task, so that reading and
         // writing proceed independently.
-        let writer = match corelog_engine::socket::duplicate(&stream) {
-            Ok(w) => w,
-            Err(e) => {
-                tracing::warn!(%peer, error = %e, "cannot duplicate the socket; closing");
-                break;
-            }
-        };
+        // SAFETY: `stream` outlives the writer's use of it: the writer is awaited below
+        // before the stream is closed or handed over; if this task is dropped instead,
+        // dropping the writer's handle cancels the writer, which is then never polled
+        // again, and its stream gives the descriptor back without using it.
+        let writer = unsafe { SameSocket::new(&stream) };
         let (tx, rx) = local_channel::new_bounded(PIPELINE_MAX);
         let queued = Rc::new(Cell::new(0));
         let fd = stream.as_raw_fd();
@@ -174,7 +172,7 @@ fn charge_answer(
 async fn write_responses(
     shard: Rc<Shard>,
     budget: Rc<Budget>,
-    mut stream: TcpStream,
+    mut stream: SameSocket,
     answers: LocalReceiver<Outgoing>,
     socket: i32,
     queued: Rc<Cell<usize>>,

@@ -309,19 +309,14 @@ fn lock_data_dir(dir: &std::path::Path) -> Result<std::fs::File, String> {
     Ok(file)
 }
 
-/// Shards bind with SO_REUSEPORT (glommio always sets it), which would let a second
-/// broker share the port silently; a plain bind first makes that an error. A plain bind
-/// also fails while connections of a broker that just stopped linger in TIME_WAIT
-/// (accepted sockets lack SO_REUSEADDR), so a failed bind is only believed when something
-/// accepts connections there: a restart must not wait a minute for TIME_WAIT.
-/// Descriptors a connection holds: its socket, and the duplicate its writer task uses.
-const FILES_PER_CONNECTION: u64 = 2;
+/// Descriptors a connection holds: its socket (its writer task uses the same one,
+/// `SameSocket`; a hand-over to another shard holds a second one for a moment).
+const FILES_PER_CONNECTION: u64 = 1;
 /// Descriptors kept for segment and index files, the listener and the executors' rings.
 const FILES_RESERVED: u64 = 1024;
 
 /// Warns when the open-file limit cannot hold `connections_max` connections on every
-/// shard: past it, connections are refused at accept ("Too many open files"). Measured
-/// with the default settings on a machine whose limit is 20,000: about 9,990 connections.
+/// shard: past it, connections are refused at accept ("Too many open files").
 fn warn_if_files_cannot_cover_connections(config: &BrokerConfig) {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
@@ -339,11 +334,16 @@ fn warn_if_files_cannot_cover_connections(config: &BrokerConfig) {
             connections_fit = room,
             connections_max_all_shards = allowed,
             "the open-file limit holds fewer connections than connections_max allows \
-             (each connection holds 2 descriptors); raise `ulimit -n` or lower connections_max"
+             (each connection holds one descriptor); raise `ulimit -n` or lower connections_max"
         );
     }
 }
 
+/// Shards bind with SO_REUSEPORT (glommio always sets it), which would let a second
+/// broker share the port silently; a plain bind first makes that an error. A plain bind
+/// also fails while connections of a broker that just stopped linger in TIME_WAIT
+/// (accepted sockets lack SO_REUSEADDR), so a failed bind is only believed when something
+/// accepts connections there: a restart must not wait a minute for TIME_WAIT.
 fn check_port_free(addr: std::net::SocketAddr) -> Result<(), String> {
     match std::net::TcpListener::bind(addr) {
         Ok(_) => Ok(()),

@@ -13,7 +13,7 @@ use std::{
     cell::Cell,
     io,
     net::Shutdown,
-    os::unix::io::{AsRawFd, FromRawFd, RawFd},
+    os::unix::io::{AsRawFd, FromRawFd, IntoRawFd, RawFd},
     rc::{Rc, Weak},
     task::{Context, Poll, Waker},
     time::{Duration, Instant},
@@ -391,6 +391,14 @@ where
     unsafe fn from_raw_fd(fd: RawFd) -> Self {
         let socket = socket2::Socket::from_raw_fd(fd);
         GlommioStream::from(socket)
+    }
+}
+
+// corelog patch: give the descriptor up without closing it (the sources and timers are
+// dropped, which cancels what they have in flight).
+impl<S: IntoRawFd, B> GlommioStream<S, B> {
+    pub(crate) fn into_raw_fd(self) -> RawFd {
+        self.stream.stream.into_raw_fd()
     }
 }
 

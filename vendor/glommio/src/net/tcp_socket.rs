@@ -386,6 +386,13 @@ impl<B: RxBuf> AsRawFd for TcpStream<B> {
     }
 }
 
+// corelog patch: a stream can give its descriptor up without closing it.
+impl<B: RxBuf> IntoRawFd for TcpStream<B> {
+    fn into_raw_fd(self) -> RawFd {
+        self.stream.into_raw_fd()
+    }
+}
+
 impl FromRawFd for TcpStream {
     unsafe fn from_raw_fd(fd: RawFd) -> Self {
         let socket = socket2::Socket::from_raw_fd(fd);
