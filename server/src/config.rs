@@ -97,8 +97,9 @@ pub struct BrokerConfig {
     pub connections_max: usize,
     /// Open connections per client IP across all shards; more are closed at accept.
     pub connections_max_per_ip: usize,
-    /// A connection that sends no whole request for this long is closed (idle clients,
-    /// and clients that trickle a request in).
+    /// A connection that sends no whole request for this long, or reads nothing of an
+    /// answer for this long, is closed (idle clients, and clients that trickle a
+    /// request in or read their answers slowly).
     pub connections_max_idle: Duration,
     /// Bytes one connection may have in memory: the request being read and handled
     /// plus its answers not yet written. Past it, the connection's next request is not

@@ -5,6 +5,7 @@ well-behaved clients are served meanwhile."""
 
 import random
 import socket
+import struct
 import threading
 import time
 
@@ -97,6 +98,8 @@ def test_large_requests_wait_for_the_shard_budget(broker_factory, topic_name):
                 pass
         time.sleep(0.01)
     pushed = sum(e[2] for e in senders)
+    # The kernel took far more than the budget (else the test shows nothing).
+    assert pushed > 30 * MIB, f"only {pushed} bytes pushed"
     time.sleep(0.5)
     grown = rss_mib(b) - before
     print(f"pushed {pushed / MIB:.0f} MiB on 30 connections; broker RSS grew {grown:.1f} MiB")
@@ -108,8 +111,9 @@ def test_large_requests_wait_for_the_shard_budget(broker_factory, topic_name):
     small = kwire.encode_batch([(b"k", b"small")])
     for _ in range(5):
         good._versions = None
-        timed("ApiVersions", good.api_versions, 1.0)
-        res = timed("a small produce", lambda: good.produce({(topic, 0): small}, acks=1), 1.0)
+        # Far below connections_max_idle_ms, which is how long a queued request could wait.
+        timed("ApiVersions", good.api_versions, 5.0)
+        res = timed("a small produce", lambda: good.produce({(topic, 0): small}, acks=1), 5.0)
         assert res[(topic, 0)].error_code == 0
 
     # Finish every frame; each is answered.
@@ -185,7 +189,7 @@ def test_slow_readers_shrink_fetches_instead_of_growing_memory(broker_factory, t
         while offset < batches and time.monotonic() < deadline:
             got = timed("a fetch", lambda: c.fetch({(topic, 0): offset}, max_wait_ms=0,
                                                    max_bytes=50 * MIB,
-                                                   partition_max_bytes=50 * MIB), 2.0)
+                                                   partition_max_bytes=50 * MIB), 5.0)
             res = got[(topic, 0)]
             assert res.error_code == 0
             assert res.batches, "a fetch returned nothing while data was there"
@@ -193,31 +197,99 @@ def test_slow_readers_shrink_fetches_instead_of_growing_memory(broker_factory, t
             offset = res.batches[-1].base_offset + len(res.batches[-1].records)
         assert offset == batches, f"read up to {offset} of {batches}"
         res = timed("a produce", lambda: p.produce(
-            {(topic, 0): kwire.encode_batch([(None, b"x")])}, acks=1), 2.0)
+            {(topic, 0): kwire.encode_batch([(None, b"x")])}, acks=1), 5.0)
         assert res[(topic, 0)].error_code == 0
         print(f"batches per fetch while slow readers held answers: {sizes}")
         assert min(sizes) >= 1
 
-        # The slow readers are cut off once they have read nothing for idle_ms.
-        time.sleep(idle_ms / 1000 + 1.5)
-        for s in slow:
-            s.settimeout(5)
-            try:
-                while s.recv(1 << 20):
-                    pass
-            except OSError:
+    # The slow readers are cut off once they have read nothing for idle_ms (the consumer
+    # and the producer are closed first, so that only slow readers sit idle).
+    time.sleep(idle_ms / 1000 + 1.5)
+    for s in slow:
+        s.settimeout(5)
+        try:
+            while s.recv(1 << 20):
                 pass
-        # A reader whose answer did not fit the kernel's socket buffers is cut off in
-        # the write; the others got their answers into those buffers and are cut off
-        # for sending no next request.
-        log = b.log_path.read_text(errors="replace")
-        unread = log.count("read nothing for")
-        silent = log.count("no whole request within")
-        assert unread >= 1 and unread + silent >= 20, log[-3000:]
-    # (The consumer sat idle as long, and was cut off too: a new connection.)
+        except OSError:
+            pass
+    # A reader whose answer did not fit the kernel's socket buffers is cut off in the
+    # write; the others got their answers into those buffers and are cut off for
+    # sending no next request.
+    log = b.log_path.read_text(errors="replace")
+    unread = log.count("read nothing for")
+    silent = log.count("no whole request within")
+    assert unread >= 1 and unread + silent == 20, log[-3000:]
     with kwire.Connection.to(b.bootstrap) as c:
         got = c.fetch({(topic, 0): 0}, max_wait_ms=0, max_bytes=50 * MIB,
                       partition_max_bytes=50 * MIB)[(topic, 0)]
         assert len(got.batches) > 10, "fetches stayed small after the slow readers left"
     for s in slow:
         s.close()
+
+
+def test_a_failed_write_frees_the_answers_queued_behind_it(broker_factory, topic_name):
+    """One connection pipelines an acks=all produce and three fetches of 7 MiB, then
+    declares a 4 MiB request and reads nothing. When its answers are queued behind the
+    produce's (timing: the fetches are served from memory before the produce's flush
+    completes), they fill its 16 MiB budget and the request waits for room that the
+    failed write alone does not give back. The connection must end once the write times
+    out, freeing its place in connections_max_per_ip (1 here). The drop of the queued
+    answers is checked deterministically by the Rust test
+    `connection::tests::a_failed_write_gives_back_the_units_of_the_answers_queued_behind_it`;
+    this one checks the whole path end to end."""
+    idle_ms = 1000
+    b = broker_factory(shards=1, config={
+        "request_max_bytes": 4 * MIB,
+        "connection_bytes_in_flight_max": 16 * MIB,
+        "connections_max_per_ip": 1,
+        # Fetches are served from memory, so their answers are ready (and queued
+        # behind the produce's) before the produce's flush is.
+        "tail_cache_bytes": 64 * MIB,
+        "connections_max_idle_ms": idle_ms,
+    })
+    topic = topic_name()
+    create_topic(b.bootstrap, topic, partitions=1)
+    batch = kwire.encode_batch([(None, random.Random(3).randbytes(128 << 10))])
+
+    def admitted():
+        """A connection this IP's one place admitted (answered ApiVersions), or None
+        while the place is taken (a closed connection frees it a moment later)."""
+        try:
+            c = kwire.Connection.to(b.bootstrap, timeout=2)
+        except OSError:
+            return None
+        try:
+            c.api_versions()
+            return c
+        except (OSError, kwire.ProtocolError):
+            c.close()
+            return None
+
+    with wait_until(admitted, "a connection admitted") as p:
+        for _ in range(56):
+            assert p.produce({(topic, 0): batch}, acks=1)[(topic, 0)].error_code == 0
+    # The pipelining connection: admitted once the producer's place is free.
+    def pipeliner():
+        s = raw_socket(b.bootstrap, rcvbuf=4096)
+        s.settimeout(2)
+        try:
+            s.sendall(kwire.frame(kwire.request_header(kwire.API_API_VERSIONS, 0, 0, "p")))
+            recv_frame(s)
+            return s
+        except OSError:
+            s.close()
+            return None
+
+    s = wait_until(pipeliner, "the pipelining connection admitted")
+    s.sendall(produce_frame(topic, kwire.encode_batch([(None, b"x")]), 1, acks=-1))
+    for i in range(2, 5):
+        header = kwire.request_header(kwire.API_FETCH, 4, i, "pipeliner")
+        s.sendall(kwire.frame(header + kwire.fetch_body(
+            {(topic, 0): 0}, max_wait_ms=0, max_bytes=50 * MIB, partition_max_bytes=50 * MIB)))
+    s.sendall(struct.pack(">i", 4 * MIB))
+    # Read nothing until the write has timed out (it may take a few idle periods: a
+    # write that moves any bytes starts the period again), then leave.
+    time.sleep(idle_ms / 1000 * 4 + 0.5)
+    s.close()
+    wait_until(admitted, "the pipelining connection to end", timeout=10).close()
+    assert "read nothing for" in b.log_path.read_text(errors="replace")

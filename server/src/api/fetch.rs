@@ -12,6 +12,7 @@
 //! equal to the high watermark: there are no transactions. Fetch sessions are declined
 //! (session id 0), so every fetch is a full fetch.
 
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use super::{read_array, Request};
@@ -169,9 +170,14 @@ pub async fn handle(req: &Request<'_>, body: &[u8]) -> DecodeResult<Response> {
 
 /// Reads within what the shard's response budget has left ([`Budget`]): while slow
 /// readers hold answers, fetches shrink, down to their first batch (KIP-74), instead of
-/// memory growing. The read's limit is reserved before it starts, so fetches reading at
-/// the same time do not each count on the same room; once the read is done the
-/// reservation becomes a charge of the bytes read, held while the fetch waits for more.
+/// memory growing. Each owning shard reads up to the limit (the total is trimmed after),
+/// so the limit is reserved once per owning shard before the read starts, and fetches
+/// reading at the same time do not each count on the same room; once the read is done
+/// the reservation becomes a charge of the bytes read, held while the fetch waits for
+/// more. Past the reservation a read may return first batches whole (KIP-74): up to
+/// `WAVE_PARTITIONS_MAX` of them per shard, charged once read. Under pressure the limit
+/// can fall below `min_bytes`; the fetch then answers with what it read rather than
+/// waiting for bytes it may not hold.
 /// Returns the results, the limit they were read with (at least 1), and the charge.
 ///
 /// [`Budget`]: crate::broker::budget::Budget
@@ -181,8 +187,14 @@ async fn read_within_budget(
     max_bytes: usize,
 ) -> (Vec<ReadResult>, usize, Held) {
     let budget = &req.shard.response_budget;
-    let allowed = max_bytes.min(budget.available()).max(1);
-    let reserved = budget.charge(allowed);
+    let owners = items
+        .iter()
+        .map(|(tp, _)| req.shard.owner(tp))
+        .collect::<BTreeSet<usize>>()
+        .len()
+        .max(1);
+    let allowed = max_bytes.min(budget.available() / owners).max(1);
+    let reserved = budget.charge(allowed * owners);
     let results = if allowed < max_bytes {
         let items: Vec<(TopicPartition, ReadItem)> = items
             .iter()

@@ -77,10 +77,12 @@ async fn serve(shard: &Rc<Shard>, mut stream: TcpStream, slot: Slot) {
     loop {
         // A second stream on the socket for the writer task, so that reading and
         // writing proceed independently.
-        // SAFETY: `stream` outlives the writer's use of it: the writer is awaited below
-        // before the stream is closed or handed over; if this task is dropped instead,
-        // dropping the writer's handle cancels the writer, which is then never polled
-        // again, and its stream gives the descriptor back without using it.
+        // SAFETY: the writer is awaited below before `stream` is closed or handed over.
+        // Only if this task is dropped instead (at executor shutdown: connection tasks
+        // are detached) does `stream` close the descriptor first: dropping the writer's
+        // handle cancels the writer, which is never polled again, its stream does not
+        // close the descriptor, and glommio cancels, without submitting, whatever
+        // operation it had queued.
         let writer = unsafe { SameSocket::new(&stream) };
         let (tx, rx) = local_channel::new_bounded(PIPELINE_MAX);
         let queued = Rc::new(Cell::new(0));
@@ -98,7 +100,8 @@ async fn serve(shard: &Rc<Shard>, mut stream: TcpStream, slot: Slot) {
         drop(tx);
         // Every response read so far is written before the socket closes or moves.
         let written = writer.await;
-        match outcome.and_then(|o| written.map(|()| o)) {
+        // A failed write is the cause when both failed (it shuts the socket down).
+        match written.and(outcome) {
             Ok(None) => {
                 tracing::debug!(%peer, "connection closed by peer");
                 break;
@@ -180,17 +183,26 @@ async fn write_responses(
     let idle = shard.config.connections_max_idle;
     while let Some(out) = answers.recv().await {
         let parts = out.answer.wait().await;
-        let _held = out
+        let held = out
             .held
             .unwrap_or_else(|| charge_answer(&shard, &budget, &parts));
         let written = match parts {
             Some(parts) => write_parts(&mut stream, &parts, idle).await,
             None => Ok(()),
         };
+        // Written or failed, its bytes are gone.
+        drop(held);
         queued.set(queued.get() - 1);
         if let Err(e) = written {
             // SAFETY: shutting down a socket descriptor the connection still owns.
             unsafe { libc::shutdown(socket, libc::SHUT_RDWR) };
+            // Drop what is still queued, and what the reader queues until it sees the
+            // socket shut: their units go back (the reader may be waiting for them in
+            // the connection's budget) and nothing holds their memory.
+            while let Some(out) = answers.recv().await {
+                queued.set(queued.get() - 1);
+                drop(out);
+            }
             return if hung_up(&e) {
                 Ok(())
             } else {
@@ -439,6 +451,68 @@ mod tests {
     use bytes::Bytes;
     use futures_lite::AsyncReadExt;
     use glommio::net::TcpListener;
+    use std::sync::Arc;
+
+    /// When a write fails (here: the peer reads nothing for the idle time), the answers
+    /// queued behind it are dropped at once, and their units go back to the
+    /// connection's and the shard's budgets while the reader still holds its sender:
+    /// a reader waiting for room in the connection's budget must get it, or it waits
+    /// for ever.
+    #[test]
+    fn a_failed_write_gives_back_the_units_of_the_answers_queued_behind_it() {
+        corelog_engine::testing::run_on_executor(|| async {
+            let dir = tempfile::tempdir().unwrap();
+            let mut config = crate::api::testkit::config(dir.path());
+            config.connections_max_idle = Duration::from_millis(200);
+            let shard = crate::api::testkit::shard(Arc::new(config)).await;
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            // A peer that reads nothing.
+            let peer = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+            let owner = listener.accept().await.unwrap();
+            let budget = Budget::new(1 << 30);
+            let queued = Rc::new(Cell::new(0));
+            let (tx, rx) = local_channel::new_bounded(PIPELINE_MAX);
+            // SAFETY: `owner` outlives the writer, which is awaited below.
+            let stream = unsafe { SameSocket::new(&owner) };
+            let writer = glommio::spawn_local(write_responses(
+                shard.clone(),
+                budget.clone(),
+                stream,
+                rx,
+                owner.as_raw_fd(),
+                queued.clone(),
+            ));
+            // Far more than the socket buffers take (zeroed pages: no real memory).
+            let big = Bytes::from(vec![0u8; 64 << 20]);
+            for _ in 0..3 {
+                let parts = Some(vec![big.clone()]);
+                let held = Some(charge_answer(&shard, &budget, &parts));
+                queued.set(queued.get() + 1);
+                assert!(tx
+                    .send(Outgoing {
+                        answer: Answer::Now(parts),
+                        held
+                    })
+                    .await
+                    .is_ok());
+            }
+            assert_eq!(budget.used(), 3 << 26);
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while budget.used() > 0 && std::time::Instant::now() < deadline {
+                glommio::timer::sleep(Duration::from_millis(50)).await;
+            }
+            assert_eq!(budget.used(), 0, "units of queued answers still held");
+            assert_eq!(shard.response_budget.used(), 0);
+            assert_eq!(queued.get(), 0);
+            drop(tx);
+            let written = writer.await;
+            assert!(
+                matches!(&written, Err(e) if e.contains("read nothing")),
+                "{written:?}"
+            );
+            drop(peer);
+        });
+    }
 
     /// Many pieces of odd sizes through a socket whose reader starts late, so that
     /// sendmsg fills the socket, falls back to waiting, and resumes mid-piece.
