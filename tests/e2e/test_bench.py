@@ -99,7 +99,11 @@ def test_busy_polled_one_record_row_and_its_pingpong_floor(corelog_bin, tmp_path
                  "--broker-arg=--config", f"--broker-arg={config}")
     p = r["produce"]
     assert p["requests_s"] > 0 and p["records_s"] == p["requests_s"], p
-    assert p["latency"]["count"] == round(p["records_s"] * r["seconds"]), p
+    # Every acknowledged request is timed. The counters are read at the phase's edges
+    # by another thread than the one recording latencies, so the one request in flight
+    # at each edge may fall on either side (a CI run saw 25,566 timed for 25,565
+    # counted).
+    assert abs(p["latency"]["count"] - round(p["records_s"] * r["seconds"])) <= 2, p
     out = tmp_path / "pingpong.json"
     proc = subprocess.run([corelog_bin, "bench", "pingpong", "--duration", "0.3", "--json",
                            str(out)], capture_output=True, text=True, timeout=60)
