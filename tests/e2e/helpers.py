@@ -399,3 +399,12 @@ def kcat(kcat_bin, bootstrap, *args, stdin=None, timeout=TIMEOUT_S):
     assert done.returncode == 0, f"kcat {' '.join(args)} exited {done.returncode}: " \
         f"{done.stderr.decode(errors='replace')}"
     return done.stdout.decode()
+
+
+def rss_mib(broker):
+    """The broker process's resident memory (VmRSS), in MiB."""
+    with open(f"/proc/{broker.proc.pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")

@@ -10,17 +10,9 @@ import threading
 import time
 
 import kwire
-from helpers import create_topic, wait_until
+from helpers import create_topic, rss_mib, wait_until
 
 MIB = 1 << 20
-
-
-def rss_mib(broker):
-    with open(f"/proc/{broker.proc.pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    raise AssertionError("no VmRSS")
 
 
 def timed(what, f, limit_s):

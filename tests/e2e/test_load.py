@@ -19,19 +19,11 @@ import pytest
 from confluent_kafka import Consumer, KafkaError, Producer
 
 import kwire
-from helpers import confluent_conf, create_topic, watermarks
+from helpers import confluent_conf, create_topic, rss_mib, watermarks
 
 CONNECTIONS = 10_000
 MIB = 1 << 20
 SOAK_SECONDS = int(os.environ.get("SOAK_SECONDS", "60"))
-
-
-def rss_mib(broker):
-    with open(f"/proc/{broker.proc.pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    raise AssertionError("no VmRSS")
 
 
 def raise_open_files(n):
