@@ -353,13 +353,34 @@ class KafkaPythonMember(GroupMember):
         return c
 
     def _poll(self, c):
-        return [rec_from_kafka_python(r) for rs in c.poll(timeout_ms=100).values() for r in rs]
+        records = [rec_from_kafka_python(r) for rs in c.poll(timeout_ms=100).values()
+                   for r in rs]
+        resume_abandoned_join(c, self.name)
+        return records
 
     def _commit(self, c, offsets, metadata):
         c.commit(kafka_python_offsets(offsets, metadata))
 
     def _close(self, c):
         c.close()
+
+
+def resume_abandoned_join(consumer, name):
+    """Works around a kafka-python 3.0.x bug (still in its main branch): a poll() whose
+    timeout ends during a rebalance leaves the JoinGroup/SyncGroup task running, for the
+    next poll to await, but only if need_rejoin() is still true then. When the rebalance
+    came from a metadata change (partitions added), the leader's own assignment has
+    already made need_rejoin() false, so the finished task is never awaited: the member
+    keeps its old partitions for ever while the group thinks it has the new ones. Seen in
+    CI under load as a member stuck on [] or [0, 1]. Apache Kafka's Java client checks
+    rejoinNeededOrPending() (rejoin needed or a join future pending), as kafka-python
+    itself did before its async rewrite; this asks for the rejoin that check would make.
+    """
+    coordinator = consumer._coordinator
+    if coordinator._join_task is not None and not coordinator.need_rejoin():
+        print(f"{name}: kafka-python left a join unfinished; asking it to rejoin",
+              file=sys.stderr)
+        coordinator.request_rejoin()
 
 
 class AioMember(KafkaPythonMember):
