@@ -63,6 +63,8 @@ struct FileConfig {
     busy_poll_us: Option<u64>,
     connections_max_per_ip: Option<usize>,
     connections_max_idle_ms: Option<u64>,
+    request_read_timeout_ms: Option<u64>,
+    request_read_min_bytes_per_sec: Option<u64>,
     connection_bytes_in_flight_max: Option<usize>,
     shard_request_bytes_in_flight_max: Option<usize>,
     shard_response_bytes_in_flight_max: Option<usize>,
@@ -101,6 +103,14 @@ pub struct BrokerConfig {
     /// answer for this long, is closed (idle clients, and clients that trickle a
     /// request in or read their answers slowly).
     pub connections_max_idle: Duration,
+    /// How a request's bytes must arrive once room has been made for them: within this
+    /// time, plus a second for every `request_read_min_bytes_per_sec` bytes received
+    /// (mod_reqtimeout's rule). A client that declares a large request and trickles it
+    /// in is cut off instead of holding the shard's request budget (which other large
+    /// requests wait for) until `connections_max_idle`.
+    pub request_read_timeout: Duration,
+    /// See `request_read_timeout`.
+    pub request_read_min_bytes_per_sec: u64,
     /// Bytes one connection may have in memory: the request being read and handled
     /// plus its answers not yet written. Past it, the connection's next request is not
     /// read (the client's bytes wait in the socket) until answers are written.
@@ -209,6 +219,10 @@ impl BrokerConfig {
             connections_max_idle: Duration::from_millis(
                 file.connections_max_idle_ms.unwrap_or(600_000),
             ),
+            request_read_timeout: Duration::from_millis(
+                file.request_read_timeout_ms.unwrap_or(20_000),
+            ),
+            request_read_min_bytes_per_sec: file.request_read_min_bytes_per_sec.unwrap_or(1 << 20),
             connection_bytes_in_flight_max: file
                 .connection_bytes_in_flight_max
                 .unwrap_or_else(|| request_max_bytes.max(128 << 20)),
@@ -263,6 +277,12 @@ impl BrokerConfig {
         if config.connections_max_per_ip == 0 || config.connections_max_idle.is_zero() {
             return Err(
                 "connections_max_per_ip and connections_max_idle_ms must be positive".into(),
+            );
+        }
+        if config.request_read_timeout.is_zero() || config.request_read_min_bytes_per_sec == 0 {
+            return Err(
+                "request_read_timeout_ms and request_read_min_bytes_per_sec must be positive"
+                    .into(),
             );
         }
         if config.listen.port() == 0 {

@@ -285,3 +285,66 @@ def test_a_failed_write_frees_the_answers_queued_behind_it(broker_factory, topic
     s.close()
     wait_until(admitted, "the pipelining connection to end", timeout=10).close()
     assert "read nothing for" in b.log_path.read_text(errors="replace")
+
+
+def test_a_trickled_request_is_cut_off_at_the_request_pace(broker_factory, topic_name):
+    """A client declares a 6 MiB produce, sends 64 KiB of it, then a byte every 100 ms
+    (never idle for long): it holds 6 MiB of the shard's 8 MiB request budget, so
+    another client's 3 MiB produce waits. The trickler falls behind the request pace
+    (1 s, plus 1 s per MiB received) and is cut off within seconds, not after
+    connections_max_idle_ms (60 s here); the waiting produce is then answered and
+    stored. With the pace off (a 100 s request_read_timeout_ms) the produce waits past
+    the test's 30 s socket timeout."""
+    b = broker_factory(shards=1, config={
+        "request_max_bytes": 8 * MIB,
+        "message_max_bytes": 8 * MIB,
+        "connection_bytes_in_flight_max": 8 * MIB,
+        "shard_request_bytes_in_flight_max": 8 * MIB,
+        "connections_max_idle_ms": 60000,
+        "request_read_timeout_ms": 1000,
+        "request_read_min_bytes_per_sec": MIB,
+    })
+    topic = topic_name()
+    create_topic(b.bootstrap, topic, partitions=1)
+    rng = random.Random(20261122)
+    big = produce_frame(topic, kwire.encode_batch([(None, rng.randbytes(6 * MIB))]), 1)
+    trickler = raw_socket(b.bootstrap)
+    trickler.sendall(big[:64 << 10])
+    stop = threading.Event()
+    cut = threading.Event()
+
+    def trickle():
+        sent = 64 << 10
+        while not stop.is_set():
+            try:
+                trickler.sendall(big[sent:sent + 1])
+            except OSError:
+                cut.set()
+                return
+            sent += 1
+            time.sleep(0.1)
+
+    t = threading.Thread(target=trickle)
+    t.start()
+    try:
+        time.sleep(0.3)  # the trickler's request holds its budget first
+        with kwire.Connection.to(b.bootstrap, timeout=30) as p:
+            batch = kwire.encode_batch([(None, rng.randbytes(3 * MIB))])
+            start = time.monotonic()
+            res = p.produce({(topic, 0): batch}, acks=1)[(topic, 0)]
+            waited = time.monotonic() - start
+            print(f"the 3 MiB produce waited {waited:.1f} s behind the trickler")
+            assert res.error_code == 0
+            # It waited for the trickler (1 s + 4 s for the first 4 MiB step), and not
+            # for connections_max_idle_ms.
+            assert 2.0 < waited < 15.0, waited
+            # acks=1 data is readable once flushed, a few ms later.
+            wait_until(lambda: p.fetch({(topic, 0): 0})[(topic, 0)].high_watermark == 1,
+                       "the produce readable")
+        log = b.log_path.read_text(errors="replace")
+        assert "request too slow" in log, log[-3000:]
+        wait_until(cut.is_set, "the trickler's connection closed", timeout=10)
+    finally:
+        stop.set()
+        t.join(5)
+        trickler.close()

@@ -31,6 +31,8 @@ pub fn config(dir: &std::path::Path) -> BrokerConfig {
         connections_max: 10,
         connections_max_per_ip: usize::MAX,
         connections_max_idle: Duration::from_secs(600),
+        request_read_timeout: Duration::from_secs(20),
+        request_read_min_bytes_per_sec: 1 << 20,
         connection_bytes_in_flight_max: 128 << 20,
         shard_request_bytes_in_flight_max: 512 << 20,
         shard_response_bytes_in_flight_max: 512 << 20,

@@ -18,17 +18,21 @@
 //! shard (`shard_response_bytes_in_flight_max`) until they are written. While a budget
 //! is spent, requests wait in the socket, where TCP holds the client back.
 //!
-//! Time: a request must arrive whole within `connections_max_idle_ms` (its size within
-//! that of the previous answer being queued, then its bytes within that of room being
-//! made for them), and an answer the peer does not read for as long closes the
-//! connection, so neither a silent client nor one that trickles bytes in or reads them
-//! out slowly holds its memory for longer.
+//! Time: a request's size must arrive within `connections_max_idle_ms` of the previous
+//! answer being queued. Its bytes, once room is made for them, must arrive within
+//! `request_read_timeout_ms` plus a second for every `request_read_min_bytes_per_sec`
+//! of them received (Apache's mod_reqtimeout rule; never longer than
+//! `connections_max_idle_ms`), so a client that declares a large request and trickles
+//! it in is cut off within seconds instead of holding the shard's request budget that
+//! other large requests wait for. An answer the peer does not read for
+//! `connections_max_idle_ms` closes the connection, so neither a silent client nor one
+//! that reads slowly holds its memory for longer.
 
 use std::cell::Cell;
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd};
 use std::rc::Rc;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use corelog_engine::socket::{recv_exact_into, SameSocket};
@@ -323,9 +327,9 @@ async fn read_requests(
     let mut head = BytesMut::with_capacity(4);
     loop {
         // The next request's size must arrive within `idle` of the previous answer
-        // being queued, and its bytes within `idle` of room being made for them: an
-        // idle client, or one that trickles a frame in (slowloris), is cut off instead
-        // of holding its connection and buffer for ever.
+        // being queued, and its bytes at the request pace once room is made for them
+        // (`read_frame`): an idle client, or one that trickles a frame in (slowloris),
+        // is cut off instead of holding its connection, buffer and budget.
         let size = within(idle, async {
             // The size; an idle connection may busy-poll for it first.
             head.clear();
@@ -359,9 +363,11 @@ async fn read_requests(
         } else {
             shard.request_budget.take(size).await
         };
-        let frame = within(idle, read_frame(stream, size))
-            .await
-            .ok_or_else(too_slow)??;
+        let pace = Pace {
+            timeout: shard.config.request_read_timeout,
+            min_bytes_per_sec: shard.config.request_read_min_bytes_per_sec,
+        };
+        let frame = read_frame(stream, size, pace, idle).await?;
         let (mut header, body_at) = match RequestHeader::decode(&frame) {
             Ok(Some(h)) => h,
             Ok(None) => {
@@ -433,15 +439,64 @@ async fn within<T>(limit: Duration, f: impl std::future::Future<Output = T>) -> 
         .ok()
 }
 
-async fn read_frame(stream: &mut TcpStream, size: usize) -> Result<BytesMut, String> {
+/// The pace a request's bytes must keep: all of them received so far within `timeout`
+/// plus a second for every `min_bytes_per_sec` of them.
+#[derive(Debug, Clone, Copy)]
+struct Pace {
+    timeout: Duration,
+    min_bytes_per_sec: u64,
+}
+
+impl Pace {
+    /// How long `received` bytes may take.
+    fn allowed(&self, received: usize) -> Duration {
+        let credit = received as f64 / self.min_bytes_per_sec as f64;
+        self.timeout.saturating_add(Duration::from_secs_f64(credit))
+    }
+}
+
+/// Reads a frame of `size` bytes at `pace` or faster, and within `idle` in any case.
+/// The pace is checked each time a growth step's worth of bytes (or the rest of the
+/// frame) is in, so a step's bytes may come unevenly, but each step must be complete by
+/// the time the bytes received up to its end allow. (One timer per step: a frame up to
+/// a step long costs one timer, as before the pace.)
+async fn read_frame(
+    stream: &mut TcpStream,
+    size: usize,
+    pace: Pace,
+    idle: Duration,
+) -> Result<BytesMut, String> {
     let mut frame = if size <= SMALL_FRAME_BYTES {
         BytesMut::with_capacity(size)
     } else {
         BytesMut::new()
     };
-    recv_exact_into(stream, &mut frame, size, GROWTH_STEP_BYTES, Duration::ZERO)
-        .await
-        .map_err(|e| format!("frame of {size} bytes cut short: {e}"))?;
+    let started = Instant::now();
+    while frame.len() < size {
+        let step = (size - frame.len()).min(GROWTH_STEP_BYTES);
+        let paced = pace.allowed(frame.len() + step);
+        let left = paced.min(idle).saturating_sub(started.elapsed());
+        let read = recv_exact_into(stream, &mut frame, step, GROWTH_STEP_BYTES, Duration::ZERO);
+        match within(left, read).await {
+            Some(done) => done.map_err(|e| format!("frame of {size} bytes cut short: {e}"))?,
+            None if idle <= paced => {
+                return Err(format!(
+                    "no whole request within {} ms (connections_max_idle_ms)",
+                    idle.as_millis()
+                ))
+            }
+            None => {
+                return Err(format!(
+                    "request too slow: {} of {size} bytes in {} ms \
+                     (request_read_timeout_ms {}, request_read_min_bytes_per_sec {})",
+                    frame.len(),
+                    started.elapsed().as_millis(),
+                    pace.timeout.as_millis(),
+                    pace.min_bytes_per_sec
+                ))
+            }
+        }
+    }
     Ok(frame)
 }
 
