@@ -22,6 +22,7 @@
 //! - [`log`]: the partition log API that ties them together.
 //! - [`testing`]: running the engine on an executor from tests and tools.
 //! - [`faults`]: fault injection into segment writes, fdatasyncs and allocations (tests).
+//! - [`histogram`]: fixed-bucket latency histograms for metrics.
 //! - [`socket`]: reading TCP frames into unzeroed buffer space (broker and bench client).
 
 pub mod appender;
@@ -35,6 +36,7 @@ pub mod epoch;
 pub mod error;
 pub mod faults;
 pub mod fsutil;
+pub mod histogram;
 pub mod index;
 pub mod log;
 pub(crate) mod readahead;

@@ -43,6 +43,7 @@ use crate::epoch::LeaderEpochCache;
 use crate::error::{Error, IoContext, Result};
 use crate::faults;
 use crate::fsutil;
+use crate::histogram::Histogram;
 use crate::readahead::{self, ReadAhead};
 use crate::reader::{self, ScanParams};
 use crate::recovery::{self, RecoveryReport};
@@ -106,6 +107,11 @@ pub struct LogStats {
     pub bytes_appended: u64,
     /// fdatasync calls made by flushes and rolls.
     pub fsyncs: u64,
+    /// How long flushes' fdatasyncs took.
+    pub fsync_latency: Histogram,
+    /// Bytes of segments that flushes' fdatasyncs made durable (divided by `fsyncs`,
+    /// the batch size of group commit).
+    pub fsync_bytes: u64,
     /// Flush calls that were answered by another caller's fdatasync (group commit).
     pub flushes_shared: u64,
     /// Segments rolled.
@@ -598,7 +604,9 @@ impl PartitionLog {
                 .map_or((end_offset, end_size), |e| (e.next_offset, e.segment_size))
         };
         tracing::trace!(end_offset, "fdatasync covers");
+        let sync_started = std::time::Instant::now();
         let synced = fdatasync(&file, &path).await;
+        let sync_took = sync_started.elapsed();
         drop(_held);
         if let Err(e) = synced {
             return Err(self.fail(e));
@@ -607,9 +615,13 @@ impl PartitionLog {
         let hw = {
             let mut st = self.state.borrow_mut();
             st.stats.fsyncs += 1;
+            st.stats.fsync_latency.record(sync_took);
+            let mut made_durable = 0;
             if let Some(seg) = st.segments.iter_mut().find(|s| s.base_offset == seg_base) {
+                made_durable = end_size.saturating_sub(seg.durable_size);
                 seg.durable_size = seg.durable_size.max(end_size);
             }
+            st.stats.fsync_bytes += made_durable;
             st.high_watermark = st.high_watermark.max(end_offset);
             assert!(
                 st.high_watermark <= st.log_end(),

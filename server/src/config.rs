@@ -36,6 +36,9 @@ pub struct ServeArgs {
     /// Create unknown topics on Metadata (when the client allows it) and Produce
     #[arg(long)]
     pub auto_create_topics: Option<bool>,
+    /// Serve Prometheus metrics at http://HOST:PORT/metrics [default: not served]
+    #[arg(long, value_name = "HOST:PORT")]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// The TOML file. Unknown keys are refused, so a typo is an error, not a silent default.
@@ -43,6 +46,7 @@ pub struct ServeArgs {
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     listen: Option<SocketAddr>,
+    metrics_listen: Option<SocketAddr>,
     data_dir: Option<PathBuf>,
     shards: Option<usize>,
     advertised_host: Option<String>,
@@ -61,6 +65,7 @@ struct FileConfig {
     log_flush_interval_ms: Option<u64>,
     log_flush_interval_bytes: Option<usize>,
     busy_poll_us: Option<u64>,
+    memory_trim_interval_ms: Option<u64>,
     connections_max_per_ip: Option<usize>,
     connections_max_idle_ms: Option<u64>,
     request_read_timeout_ms: Option<u64>,
@@ -79,6 +84,8 @@ struct FileConfig {
 pub struct BrokerConfig {
     /// Listen address.
     pub listen: SocketAddr,
+    /// Where `/metrics` is served (Prometheus text format), if anywhere.
+    pub metrics_listen: Option<SocketAddr>,
     /// Data directory.
     pub data_dir: PathBuf,
     /// CPUs to pin one shard each to, in shard order.
@@ -132,6 +139,9 @@ pub struct BrokerConfig {
     /// shard does not sleep: for one-request-at-a-time clients this removes the
     /// executor's sleep and wake-up from every round trip, at the price of a busy CPU.
     pub busy_poll: Duration,
+    /// How often freed heap memory is given back to the kernel (`malloc_trim`); zero:
+    /// never. See `broker::memory`.
+    pub memory_trim_interval: Duration,
     /// Group coordinator settings.
     pub groups: GroupConfig,
 }
@@ -197,6 +207,7 @@ impl BrokerConfig {
         let request_max_bytes = file.request_max_bytes.unwrap_or(100 << 20);
         let config = BrokerConfig {
             listen,
+            metrics_listen: args.metrics_listen.or(file.metrics_listen),
             data_dir: args
                 .data_dir
                 .clone()
@@ -244,6 +255,9 @@ impl BrokerConfig {
                 }
             },
             busy_poll: Duration::from_micros(file.busy_poll_us.unwrap_or(0)),
+            memory_trim_interval: Duration::from_millis(
+                file.memory_trim_interval_ms.unwrap_or(10_000),
+            ),
             groups: {
                 let d = GroupConfig::default();
                 GroupConfig {

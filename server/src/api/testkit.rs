@@ -20,6 +20,7 @@ pub fn config(dir: &std::path::Path) -> BrokerConfig {
     defaults.config.segment_bytes = 1 << 16;
     BrokerConfig {
         listen: "127.0.0.1:9".parse().unwrap(),
+        metrics_listen: None,
         data_dir: dir.to_path_buf(),
         cpus: vec![0],
         advertised_host: "127.0.0.1".into(),
@@ -39,6 +40,7 @@ pub fn config(dir: &std::path::Path) -> BrokerConfig {
         tail_cache_bytes: 1 << 20,
         background_flush: crate::broker::partition::BackgroundFlush::default(),
         busy_poll: Duration::ZERO,
+        memory_trim_interval: Duration::ZERO,
         groups: Default::default(),
     }
 }

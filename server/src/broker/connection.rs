@@ -46,6 +46,7 @@ use super::per_ip::Slot;
 use super::router::Handoff;
 use super::shard::Shard;
 use crate::api::{self, Answer};
+use crate::metrics;
 use crate::protocol::RequestHeader;
 
 /// Capacity a request frame gets at a time, once bytes of it are waiting on the socket
@@ -382,16 +383,28 @@ async fn read_requests(
         let mut body = frame;
         let _ = body.split_to(body_at);
         let touched = ShardsTouched::default();
+        let started = Instant::now();
+        let api_key = header.api_key;
         let answer = match api::handle(shard, &header, body, &touched).await {
             // Start the wait now (the flush is requested at once); the writer only
             // collects the result in order.
-            Ok(Answer::Later(f)) => Answer::Later(Box::pin(glommio::spawn_local(f))),
-            Ok(now) => now,
+            Ok(Answer::Later(f)) => Answer::Later(Box::pin(glommio::spawn_local(async move {
+                let answer = f.await;
+                let took = started.elapsed();
+                metrics::request_done(api_key, took, false);
+                metrics::produce_durable(took);
+                answer
+            }))),
+            Ok(now) => {
+                metrics::request_done(api_key, started.elapsed(), false);
+                now
+            }
             Err(e) => {
+                metrics::request_done(api_key, started.elapsed(), true);
                 return Err(format!(
                     "API {} v{}: {e}",
                     header.api_key, header.api_version
-                ))
+                ));
             }
         };
         // The handler is done with the request's bytes.

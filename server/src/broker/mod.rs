@@ -5,6 +5,7 @@ pub mod budget;
 pub mod catalog;
 pub mod connection;
 pub mod controller;
+pub mod memory;
 pub mod ownership;
 pub mod partition;
 pub mod per_ip;

@@ -84,6 +84,43 @@ pub struct Appended {
     pub log_start_offset: u64,
 }
 
+/// What clients moved through a partition since it opened (metrics); counted on its
+/// shard, published by the shard's metrics snapshot.
+#[derive(Debug, Default)]
+pub struct Traffic {
+    /// Records appended by produces (duplicates of idempotent retries not counted).
+    pub records_in: Cell<u64>,
+    /// Their bytes, as stored.
+    pub bytes_in: Cell<u64>,
+    /// Records in the batches read for fetches.
+    pub records_out: Cell<u64>,
+    /// Bytes of the batches read for fetches (a fetch trims to its limits what goes
+    /// past them, so slightly more than was sent, at most a batch per fetch).
+    pub bytes_out: Cell<u64>,
+}
+
+impl Traffic {
+    /// Counts the batches a fetch read: `chunks` of whole batches.
+    pub fn count_read(&self, chunks: &[bytes::Bytes]) {
+        let mut records = 0u64;
+        let mut bytes = 0u64;
+        for chunk in chunks {
+            bytes += chunk.len() as u64;
+            let mut at = 0;
+            while let Some(b) = RecordBatch::from_prefix(&chunk[at..]) {
+                records += b.records_count().max(0) as u64;
+                at += b.len();
+            }
+        }
+        add(&self.records_out, records);
+        add(&self.bytes_out, bytes);
+    }
+}
+
+fn add(c: &Cell<u64>, n: u64) {
+    c.set(c.get().wrapping_add(n));
+}
+
 /// A partition owned by this shard.
 #[derive(Debug)]
 pub struct Partition {
@@ -107,6 +144,8 @@ pub struct Partition {
     flush_due: Event,
     background: TaskQueueHandle,
     producer_scan: ProducerScan,
+    /// What clients moved through it (metrics).
+    pub traffic: Traffic,
 }
 
 fn metadata_text(topic_id: &[u8; 16]) -> String {
@@ -171,6 +210,7 @@ impl Partition {
             flush_due: Event::new(),
             background,
             producer_scan: ProducerScan::default(),
+            traffic: Traffic::default(),
         };
         p.producer_scan = p
             .rebuild_producer_state()
@@ -284,6 +324,7 @@ impl Partition {
         let batch_bytes = batch.len();
         let header = RecordBatch::new(&batch)
             .map_err(|e| KafkaError::from(corelog_engine::Error::InvalidBatch(e)))?;
+        let records = header.records_count().max(0);
         if header.is_transactional() {
             return Err(KafkaError::new(
                 ErrorCode::InvalidRecord,
@@ -349,6 +390,8 @@ impl Partition {
         if flush_in_background {
             self.schedule_flush(batch_bytes);
         }
+        add(&self.traffic.records_in, records as u64);
+        add(&self.traffic.bytes_in, batch_bytes as u64);
         Ok(Appended {
             base_offset: appended.base_offset,
             log_append_time_ms: appended.log_append_time_ms,

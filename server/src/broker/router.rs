@@ -243,6 +243,7 @@ impl Router {
         self.next_id.set(id + 1);
         let (tx, rx) = local_channel::new_bounded(1);
         self.pending.borrow_mut().insert(id, tx);
+        crate::metrics::mesh_sent();
         let sent = senders
             .send_to(
                 to,
@@ -267,6 +268,7 @@ impl Router {
         let Some(senders) = &self.senders else {
             return Err("there is no other shard".into());
         };
+        crate::metrics::mesh_sent();
         senders
             .send_to(to, Envelope::Connection(connection))
             .await
@@ -276,6 +278,7 @@ impl Router {
     /// Sends a reply back to shard `to`.
     pub async fn reply(&self, to: usize, id: u64, reply: Reply) {
         if let Some(senders) = &self.senders {
+            crate::metrics::mesh_sent();
             if senders
                 .send_to(to, Envelope::Reply { id, reply })
                 .await

@@ -26,6 +26,7 @@ use super::per_ip::ConnectionsPerIp;
 use super::router::{Envelope, Router, MESH_QUEUE_MAX};
 use super::shard::Shard;
 use crate::config::BrokerConfig;
+use crate::metrics::{self, Registry};
 
 /// How often a shard looks at the shutdown flag and at start-up/shutdown barriers.
 const POLL_INTERVAL: Duration = Duration::from_millis(20);
@@ -72,21 +73,32 @@ pub fn run(config: BrokerConfig) -> Result<(), String> {
     let per_ip = ConnectionsPerIp::new(config.connections_max_per_ip);
     tracing::info!(listen = %config.listen, shards, data_dir = %config.data_dir.display(),
         topics = catalog.topics.len(), "starting");
+    super::memory::spawn_trimmer(config.memory_trim_interval)?;
+    let registry = match config.metrics_listen {
+        Some(addr) => {
+            let registry = Registry::new(shards);
+            metrics::serve(addr, registry.clone())?;
+            Some(registry)
+        }
+        None => None,
+    };
 
     let mut handles = Vec::with_capacity(shards);
     for (id, &cpu) in config.cpus.iter().enumerate() {
-        let (config, catalog, barriers, mesh, per_ip) = (
+        let (config, catalog, barriers, mesh, per_ip, registry) = (
             config.clone(),
             catalog.clone(),
             barriers.clone(),
             mesh.clone(),
             per_ip.clone(),
+            registry.clone(),
         );
         let handle = LocalExecutorBuilder::new(Placement::Fixed(cpu))
             .name(&format!("corelog-shard-{id}"))
             .io_memory(2 << 20)
             .spawn(move || async move {
-                let result = run_shard(id, config, catalog, mesh, per_ip, &barriers).await;
+                let result =
+                    run_shard(id, config, catalog, mesh, per_ip, registry, &barriers).await;
                 if let Err(e) = &result {
                     barriers.exited_with_error.fetch_add(1, Ordering::SeqCst);
                     barriers.failed.store(true, Ordering::SeqCst);
@@ -125,6 +137,7 @@ async fn run_shard(
     catalog: Catalog,
     mesh: Option<MeshBuilder<Envelope, glommio::channels::channel_mesh::Full>>,
     per_ip: Arc<ConnectionsPerIp>,
+    registry: Option<Arc<Registry>>,
     barriers: &Barriers,
 ) -> Result<(), String> {
     let shards = config.shards();
@@ -167,6 +180,17 @@ async fn run_shard(
     shard.open_groups().await?;
     let group_ticks = glommio::spawn_local_into(shard.groups.clone().tick_loop(), background)
         .map_err(|e| e.to_string())?;
+    let metrics_publisher = match registry {
+        Some(registry) => {
+            let queues = vec![
+                ("default", glommio::executor().current_task_queue()),
+                ("background", background),
+            ];
+            let publish = shard.clone().publish_metrics(registry, queues);
+            Some(glommio::spawn_local_into(publish, background).map_err(|e| e.to_string())?)
+        }
+        None => None,
+    };
     barriers.ready.fetch_add(1, Ordering::SeqCst);
     wait_until(|| {
         barriers.ready.load(Ordering::SeqCst) == shards || barriers.stop.load(Ordering::SeqCst)
@@ -214,6 +238,9 @@ async fn run_shard(
     }
     retention.cancel().await;
     group_ticks.cancel().await;
+    if let Some(t) = metrics_publisher {
+        t.cancel().await;
+    }
     shard.close_all().await;
     shard.groups.close().await;
     barriers.closed.fetch_add(1, Ordering::SeqCst);
@@ -242,6 +269,7 @@ async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
             }
         };
         if shard.connections.get() >= shard.config.connections_max {
+            metrics::connection_refused();
             tracing::warn!(
                 max = shard.config.connections_max,
                 "too many connections; refusing one"
@@ -253,11 +281,13 @@ async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
             .ok()
             .and_then(|a| shard.per_ip.admit(a.ip()))
         else {
+            metrics::connection_refused();
             tracing::warn!(peer = ?stream.peer_addr().ok(), max = shard.config.connections_max_per_ip,
                 "too many connections from one IP (connections_max_per_ip); refusing one");
             continue;
         };
         let _ = stream.set_nodelay(true);
+        metrics::connection_accepted();
         connection::spawn(shard.clone(), stream, slot);
     }
 }
@@ -270,6 +300,7 @@ fn spawn_receive_loops(shard: &Rc<Shard>, mut receivers: Receivers<Envelope>) {
 
 async fn receive_loop(shard: Rc<Shard>, peer: usize, rx: ConnectedReceiver<Envelope>) {
     while let Some(env) = rx.recv().await {
+        metrics::mesh_received();
         match env {
             Envelope::Request { id, from, op } => {
                 debug_assert_eq!(from, peer);

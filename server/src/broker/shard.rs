@@ -12,7 +12,7 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use corelog_engine::TailCache;
 use glommio::TaskQueueHandle;
@@ -29,6 +29,7 @@ use super::router::{
 use super::topic_config::TopicConfig;
 use crate::config::BrokerConfig;
 use crate::group::coordinator::Coordinator;
+use crate::metrics::{PartitionSnapshot, Registry, ShardSnapshot, PUBLISH_INTERVAL};
 use crate::protocol::{ErrorCode, KafkaError};
 
 /// Most partitions one fetch reads at once on a shard (see `Shard::read_all`): enough
@@ -375,12 +376,15 @@ impl Shard {
             };
         }
         match p.log.read(item.offset as u64, item.max_bytes.max(1)).await {
-            Ok(d) => ReadResult {
-                error: ErrorCode::None,
-                high_watermark: d.high_watermark as i64,
-                log_start_offset: d.log_start_offset as i64,
-                batches: d.batches,
-            },
+            Ok(d) => {
+                p.traffic.count_read(&d.batches);
+                ReadResult {
+                    error: ErrorCode::None,
+                    high_watermark: d.high_watermark as i64,
+                    log_start_offset: d.log_start_offset as i64,
+                    batches: d.batches,
+                }
+            }
             Err(e) => ReadResult {
                 error: ErrorCode::from_engine(&e),
                 high_watermark: p.log.high_watermark() as i64,
@@ -535,6 +539,65 @@ impl Shard {
         match first_error {
             None => Ok(()),
             Some(e) => Err(e),
+        }
+    }
+
+    /// Publishes this shard's metrics to `registry` every
+    /// [`PUBLISH_INTERVAL`](crate::metrics::PUBLISH_INTERVAL), forever (run it on the
+    /// background queue). `queues` are the task queues whose CPU time is reported.
+    pub async fn publish_metrics(
+        self: Rc<Self>,
+        registry: Arc<Registry>,
+        queues: Vec<(&'static str, TaskQueueHandle)>,
+    ) {
+        let started = Instant::now();
+        // glommio hands out each queue's runtime since it was last asked.
+        let mut runtimes = vec![Duration::ZERO; queues.len()];
+        loop {
+            for ((_, q), total) in queues.iter().zip(runtimes.iter_mut()) {
+                if let Ok(stats) = glommio::executor().task_queue_stats(*q) {
+                    *total += stats.runtime();
+                }
+            }
+            let mut snap = ShardSnapshot::default();
+            snap.fill_local();
+            snap.connections = self.connections.get();
+            snap.groups = self.groups.group_count();
+            {
+                let cache = self.cache.borrow();
+                snap.cache_bytes = cache.bytes();
+                (snap.cache_hits, snap.cache_misses) = cache.hit_miss();
+            }
+            snap.request_bytes = self.request_budget.used();
+            snap.response_bytes = self.response_budget.used();
+            snap.request_bytes_max = self.config.shard_request_bytes_in_flight_max;
+            snap.response_bytes_max = self.config.shard_response_bytes_in_flight_max;
+            snap.queue_runtime = queues
+                .iter()
+                .zip(runtimes.iter())
+                .map(|((name, _), t)| (*name, *t))
+                .collect();
+            snap.uptime = started.elapsed();
+            snap.partitions = self
+                .owned_partitions()
+                .iter()
+                .map(|p| PartitionSnapshot {
+                    topic: p.topic.clone(),
+                    partition: p.index,
+                    log_start: p.log.log_start_offset(),
+                    high_watermark: p.log.high_watermark(),
+                    log_end: p.log.log_end_offset(),
+                    records_in: p.traffic.records_in.get(),
+                    bytes_in: p.traffic.bytes_in.get(),
+                    records_out: p.traffic.records_out.get(),
+                    bytes_out: p.traffic.bytes_out.get(),
+                    log: p.log.stats(),
+                })
+                .collect();
+            snap.partitions
+                .sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+            registry.publish(self.id, snap);
+            glommio::timer::sleep(PUBLISH_INTERVAL).await;
         }
     }
 

@@ -174,6 +174,13 @@ pub struct Coordinator {
     syncs: RefCell<HashMap<Waiter, LocalSender<(ErrorCode, Bytes)>>>,
 }
 
+impl Coordinator {
+    /// Groups this coordinator holds (metrics).
+    pub fn group_count(&self) -> usize {
+        self.groups.borrow().len()
+    }
+}
+
 impl std::fmt::Debug for Coordinator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Coordinator")

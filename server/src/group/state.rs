@@ -453,6 +453,7 @@ impl Group {
             return c;
         }
         self.generation += 1;
+        crate::metrics::rebalance();
         self.protocol = self.select_protocol();
         if self
             .leader
