@@ -674,7 +674,7 @@ impl PartitionLog {
         st.segments.push(seg);
         st.rolling = false;
         st.stats.rolls += 1;
-        tracing::debug!(dir = %self.dir.display(), base_offset = next, "rolled a new segment");
+        tracing::info!(dir = %self.dir.display(), base_offset = next, "rolled a new segment");
         Ok(())
     }
 

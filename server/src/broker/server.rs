@@ -73,6 +73,7 @@ pub fn run(config: BrokerConfig) -> Result<(), String> {
     let per_ip = ConnectionsPerIp::new(config.connections_max_per_ip);
     tracing::info!(listen = %config.listen, shards, data_dir = %config.data_dir.display(),
         topics = catalog.topics.len(), "starting");
+    tracing::info!(config = ?config, "effective configuration");
     super::memory::spawn_trimmer(config.memory_trim_interval)?;
     let registry = match config.metrics_listen {
         Some(addr) => {

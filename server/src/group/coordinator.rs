@@ -281,6 +281,10 @@ impl Coordinator {
     }
 
     fn deliver(&self, group: &str, c: super::state::Completions) {
+        if let Some((generation, members, protocol)) = &c.rebalanced {
+            tracing::info!(%group, generation, members, protocol = protocol.as_deref().unwrap_or(""),
+                "group rebalanced");
+        }
         for (member, answer) in c.joins {
             if let Some(tx) = self.joins.borrow_mut().remove(&(group.to_string(), member)) {
                 let _ = tx.try_send(answer);

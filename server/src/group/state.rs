@@ -152,12 +152,18 @@ pub struct Completions {
     pub joins: Vec<(String, JoinAnswer)>,
     /// SyncGroup answers by member id: (error, assignment).
     pub syncs: Vec<(String, ErrorCode, Bytes)>,
+    /// A join phase ended in a new generation with members: (generation, members,
+    /// protocol), for the coordinator's log line.
+    pub rebalanced: Option<(i32, usize, Option<String>)>,
 }
 
 impl Completions {
     fn extend(&mut self, other: Completions) {
         self.joins.extend(other.joins);
         self.syncs.extend(other.syncs);
+        if other.rebalanced.is_some() {
+            self.rebalanced = other.rebalanced;
+        }
     }
 }
 
@@ -471,6 +477,7 @@ impl Group {
                 .max()
                 .unwrap_or(0);
         let generation = self.generation;
+        c.rebalanced = Some((generation, self.members.len(), self.protocol.clone()));
         let ids: Vec<String> = self.members.keys().cloned().collect();
         for id in ids {
             let m = self.members.get_mut(&id).expect("listed");
