@@ -111,8 +111,9 @@ pub struct BrokerConfig {
     /// request in or read their answers slowly).
     pub connections_max_idle: Duration,
     /// How a request's bytes must arrive once room has been made for them: within this
-    /// time, plus a second for every `request_read_min_bytes_per_sec` bytes received
-    /// (mod_reqtimeout's rule). A client that declares a large request and trickles it
+    /// time, plus a second for every `request_read_min_bytes_per_sec` of them, checked
+    /// each time a 4 MiB step (or the rest of the request) is in (mod_reqtimeout's
+    /// rule). A client that declares a large request and trickles it
     /// in is cut off instead of holding the shard's request budget (which other large
     /// requests wait for) until `connections_max_idle`.
     pub request_read_timeout: Duration,

@@ -12,14 +12,19 @@
 //! names and labels are listed by `render` and in the README.
 
 use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+use corelog_engine::batch::RecordBatch;
 use corelog_engine::histogram::{Histogram, BOUNDS_NS};
 use corelog_engine::LogStats;
+
+use crate::broker::memory;
 
 use crate::protocol::APIS;
 
@@ -35,7 +40,9 @@ const HTTP_HEAD_MAX: usize = 8 << 10;
 pub struct ApiCounts {
     /// Requests handled (answered, or being answered).
     pub requests: u64,
-    /// Requests that did not decode or were refused, which closes their connection.
+    /// Requests whose version is not served or whose body did not decode, which closes
+    /// their connection (a header that does not decode is not counted: its API is not
+    /// known for sure).
     pub failed: u64,
     /// From the request read whole to its answer ready (for an acks=all produce: to
     /// its batches being durable).
@@ -53,6 +60,8 @@ struct Local {
     mesh_sent: Cell<u64>,
     mesh_received: Cell<u64>,
     rebalances: Cell<u64>,
+    /// Records and bytes sent in fetch answers, by topic and partition.
+    fetched: RefCell<HashMap<String, Vec<(u64, u64)>>>,
 }
 
 thread_local! {
@@ -110,6 +119,34 @@ pub fn rebalance() {
     LOCAL.with(|l| bump(&l.rebalances));
 }
 
+/// Counts the batches a fetch answer sends for `topic`-`partition` (whole batches, in
+/// one or more chunks).
+pub fn fetched(topic: &str, partition: u32, chunks: &[Bytes]) {
+    let mut records = 0u64;
+    let mut bytes = 0u64;
+    for chunk in chunks {
+        bytes += chunk.len() as u64;
+        let mut at = 0;
+        while let Some(b) = RecordBatch::from_prefix(&chunk[at..]) {
+            records += b.records_count().max(0) as u64;
+            at += b.len();
+        }
+    }
+    LOCAL.with(|l| {
+        let mut fetched = l.fetched.borrow_mut();
+        if !fetched.contains_key(topic) {
+            fetched.insert(topic.to_string(), Vec::new());
+        }
+        let per_partition = fetched.get_mut(topic).expect("inserted above");
+        let i = partition as usize;
+        if per_partition.len() <= i {
+            per_partition.resize(i + 1, (0, 0));
+        }
+        per_partition[i].0 += records;
+        per_partition[i].1 += bytes;
+    });
+}
+
 /// One partition's figures.
 #[derive(Debug, Clone, Default)]
 pub struct PartitionSnapshot {
@@ -127,10 +164,6 @@ pub struct PartitionSnapshot {
     pub records_in: u64,
     /// See `records_in`.
     pub bytes_in: u64,
-    /// Records and bytes of the batches read for fetches.
-    pub records_out: u64,
-    /// See `records_out`.
-    pub bytes_out: u64,
     /// The log's counters (fdatasyncs, group commit, rolls, deletions).
     pub log: LogStats,
 }
@@ -176,6 +209,11 @@ pub struct ShardSnapshot {
     pub uptime: Duration,
     /// Owned partitions, offsets partitions excluded.
     pub partitions: Vec<PartitionSnapshot>,
+    /// The counters of the owned offsets logs (`__consumer_offsets`).
+    pub offsets_logs: Vec<LogStats>,
+    /// Records and bytes this shard's fetch answers sent: (topic, partition, records,
+    /// bytes), sorted.
+    pub fetched: Vec<(String, u32, u64, u64)>,
 }
 
 impl ShardSnapshot {
@@ -196,6 +234,19 @@ impl ShardSnapshot {
             self.mesh_sent = l.mesh_sent.get();
             self.mesh_received = l.mesh_received.get();
             self.rebalances = l.rebalances.get();
+            let mut fetched: Vec<(String, u32, u64, u64)> = l
+                .fetched
+                .borrow()
+                .iter()
+                .flat_map(|(t, ps)| {
+                    ps.iter()
+                        .enumerate()
+                        .filter(|(_, c)| c.1 > 0)
+                        .map(move |(p, c)| (t.clone(), p as u32, c.0, c.1))
+                })
+                .collect();
+            fetched.sort();
+            self.fetched = fetched;
         });
     }
 }
@@ -412,7 +463,7 @@ fn render(shards: &[Option<ShardSnapshot>]) -> String {
     o.family(
         "corelog_requests_failed_total",
         "counter",
-        "Requests that did not decode or were refused (their connection is closed).",
+        "Requests of an unserved version or whose body did not decode (their connection is closed).",
     );
     for (id, s) in &published {
         for (key, a) in &s.apis {
@@ -448,18 +499,19 @@ fn render(shards: &[Option<ShardSnapshot>]) -> String {
     let mut synced: Vec<(usize, LogStats)> = Vec::new();
     for (id, s) in &published {
         let mut total = LogStats::default();
-        for p in &s.partitions {
-            total.fsyncs += p.log.fsyncs;
-            total.fsync_latency.merge(&p.log.fsync_latency);
-            total.fsync_bytes += p.log.fsync_bytes;
-            total.flushes_shared += p.log.flushes_shared;
+        let logs = s.partitions.iter().map(|p| &p.log).chain(&s.offsets_logs);
+        for log in logs {
+            total.fsyncs += log.fsyncs;
+            total.fsync_latency.merge(&log.fsync_latency);
+            total.fsync_bytes += log.fsync_bytes;
+            total.flushes_shared += log.flushes_shared;
         }
         synced.push((*id, total));
     }
     o.family(
         "corelog_fdatasync_duration_seconds",
         "histogram",
-        "fdatasyncs of flushes (group commit), by shard.",
+        "fdatasyncs of flushes (group commit), topic and offsets logs, by owning shard.",
     );
     for (id, t) in &synced {
         o.histogram(
@@ -494,7 +546,7 @@ fn render(shards: &[Option<ShardSnapshot>]) -> String {
     }
 
     type PartValue = fn(&PartitionSnapshot) -> u64;
-    let per_partition: [(&str, &str, &str, PartValue); 9] = [
+    let per_partition: [(&str, &str, &str, PartValue); 7] = [
         (
             "corelog_partition_log_start_offset",
             "gauge",
@@ -526,18 +578,6 @@ fn render(shards: &[Option<ShardSnapshot>]) -> String {
             |p| p.bytes_in,
         ),
         (
-            "corelog_partition_records_out_total",
-            "counter",
-            "Records in batches read for fetches.",
-            |p| p.records_out,
-        ),
-        (
-            "corelog_partition_bytes_out_total",
-            "counter",
-            "Bytes of batches read for fetches.",
-            |p| p.bytes_out,
-        ),
-        (
             "corelog_partition_segments_rolled_total",
             "counter",
             "Segments rolled.",
@@ -564,6 +604,33 @@ fn render(shards: &[Option<ShardSnapshot>]) -> String {
         }
     }
 
+    type FetchedValue = fn(&(String, u32, u64, u64)) -> u64;
+    let fetched: [(&str, &str, FetchedValue); 2] = [
+        (
+            "corelog_partition_records_out_total",
+            "Records sent in fetch answers (shard: the one that answered).",
+            |f| f.2,
+        ),
+        (
+            "corelog_partition_bytes_out_total",
+            "Bytes of batches sent in fetch answers (shard: the one that answered).",
+            |f| f.3,
+        ),
+    ];
+    for (name, help, value) in fetched {
+        o.family(name, "counter", help);
+        for (id, s) in &published {
+            for f in &s.fetched {
+                let labels = format!(
+                    "shard=\"{id}\",topic=\"{}\",partition=\"{}\"",
+                    escape(&f.0),
+                    f.1
+                );
+                o.sample(name, &labels, value(f));
+            }
+        }
+    }
+
     let process = process_memory();
     o.family(
         "corelog_process_resident_bytes",
@@ -575,13 +642,13 @@ fn render(shards: &[Option<ShardSnapshot>]) -> String {
         o.family(
             "corelog_heap_allocated_bytes",
             "gauge",
-            "Bytes the allocator has handed out and not had back (glibc mallinfo2).",
+            "Bytes the allocator has handed out and not had back (glibc, at the last trim).",
         );
         o.sample("corelog_heap_allocated_bytes", "", heap.allocated);
         o.family(
             "corelog_heap_free_bytes",
             "gauge",
-            "Free bytes the allocator keeps in its arenas (glibc mallinfo2).",
+            "Free bytes the allocator keeps in its arenas (glibc, at the last trim).",
         );
         o.sample("corelog_heap_free_bytes", "", heap.free);
     }
@@ -599,19 +666,12 @@ struct ProcessMemory {
 }
 
 fn process_memory() -> ProcessMemory {
-    let resident = crate::broker::memory::resident_bytes();
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    let heap = {
-        // SAFETY: mallinfo2 only reads the allocator's statistics.
-        let m = unsafe { libc::mallinfo2() };
-        Some(Heap {
-            allocated: (m.uordblks + m.hblkhd) as u64,
-            free: m.fordblks as u64,
-        })
-    };
-    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-    let heap = None;
-    ProcessMemory { resident, heap }
+    ProcessMemory {
+        resident: memory::resident_bytes(),
+        // Measured by the trimming thread after each trim (walking the arenas locks
+        // them, which a scrape should not do).
+        heap: memory::last_heap().map(|(allocated, free)| Heap { allocated, free }),
+    }
 }
 
 /// Binds `addr` and serves `GET /metrics` from `registry` on a thread of its own, one
@@ -620,6 +680,7 @@ fn process_memory() -> ProcessMemory {
 pub fn serve(addr: SocketAddr, registry: Arc<Registry>) -> Result<(), String> {
     let listener =
         TcpListener::bind(addr).map_err(|e| format!("cannot listen for metrics on {addr}: {e}"))?;
+    let bound = listener.local_addr().unwrap_or(addr);
     std::thread::Builder::new()
         .name("corelog-metrics".into())
         .spawn(move || {
@@ -638,13 +699,15 @@ pub fn serve(addr: SocketAddr, registry: Arc<Registry>) -> Result<(), String> {
             }
         })
         .map_err(|e| format!("cannot start the metrics thread: {e}"))?;
-    tracing::info!(listen = %addr, "serving metrics");
+    tracing::info!(listen = %bound, "serving metrics");
     Ok(())
 }
 
-/// Reads one HTTP request head and answers it; the connection is then closed.
+/// Reads one HTTP request head and answers it; the connection is then closed. The
+/// head must arrive whole within [`HTTP_TIMEOUT`] (a client trickling bytes cannot hold
+/// the thread longer), and each write of the answer may take as long.
 fn answer(mut s: TcpStream, registry: &Registry) -> std::io::Result<()> {
-    s.set_read_timeout(Some(HTTP_TIMEOUT))?;
+    let deadline = Instant::now() + HTTP_TIMEOUT;
     s.set_write_timeout(Some(HTTP_TIMEOUT))?;
     let mut head = Vec::with_capacity(1024);
     let mut buf = [0u8; 1024];
@@ -652,6 +715,11 @@ fn answer(mut s: TcpStream, registry: &Registry) -> std::io::Result<()> {
         if head.len() > HTTP_HEAD_MAX {
             return reply(&mut s, "431 Request Header Fields Too Large", "");
         }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(std::io::ErrorKind::TimedOut.into());
+        }
+        s.set_read_timeout(Some(left))?;
         let n = s.read(&mut buf)?;
         if n == 0 {
             return Ok(());

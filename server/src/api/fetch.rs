@@ -156,6 +156,9 @@ pub async fn handle(req: &Request<'_>, body: &[u8]) -> DecodeResult<Response> {
                 r.i32(-1); // preferred_read_replica
             }
             let total: usize = res.batches.iter().map(|b| b.len()).sum();
+            if total > 0 {
+                crate::metrics::fetched(&t.name, index as u32, &res.batches);
+            }
             r.bytes_len(flex, total);
             for b in res.batches {
                 r.attach(b);

@@ -84,37 +84,14 @@ pub struct Appended {
     pub log_start_offset: u64,
 }
 
-/// What clients moved through a partition since it opened (metrics); counted on its
-/// shard, published by the shard's metrics snapshot.
+/// What producers appended to a partition since it opened (metrics; what fetches send
+/// is counted where their answers are built, `metrics::fetched`).
 #[derive(Debug, Default)]
 pub struct Traffic {
     /// Records appended by produces (duplicates of idempotent retries not counted).
     pub records_in: Cell<u64>,
     /// Their bytes, as stored.
     pub bytes_in: Cell<u64>,
-    /// Records in the batches read for fetches.
-    pub records_out: Cell<u64>,
-    /// Bytes of the batches read for fetches (a fetch trims to its limits what goes
-    /// past them, so slightly more than was sent, at most a batch per fetch).
-    pub bytes_out: Cell<u64>,
-}
-
-impl Traffic {
-    /// Counts the batches a fetch read: `chunks` of whole batches.
-    pub fn count_read(&self, chunks: &[bytes::Bytes]) {
-        let mut records = 0u64;
-        let mut bytes = 0u64;
-        for chunk in chunks {
-            bytes += chunk.len() as u64;
-            let mut at = 0;
-            while let Some(b) = RecordBatch::from_prefix(&chunk[at..]) {
-                records += b.records_count().max(0) as u64;
-                at += b.len();
-            }
-        }
-        add(&self.records_out, records);
-        add(&self.bytes_out, bytes);
-    }
 }
 
 fn add(c: &Cell<u64>, n: u64) {
@@ -144,7 +121,7 @@ pub struct Partition {
     flush_due: Event,
     background: TaskQueueHandle,
     producer_scan: ProducerScan,
-    /// What clients moved through it (metrics).
+    /// What producers appended (metrics).
     pub traffic: Traffic,
 }
 

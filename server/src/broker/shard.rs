@@ -376,15 +376,12 @@ impl Shard {
             };
         }
         match p.log.read(item.offset as u64, item.max_bytes.max(1)).await {
-            Ok(d) => {
-                p.traffic.count_read(&d.batches);
-                ReadResult {
-                    error: ErrorCode::None,
-                    high_watermark: d.high_watermark as i64,
-                    log_start_offset: d.log_start_offset as i64,
-                    batches: d.batches,
-                }
-            }
+            Ok(d) => ReadResult {
+                error: ErrorCode::None,
+                high_watermark: d.high_watermark as i64,
+                log_start_offset: d.log_start_offset as i64,
+                batches: d.batches,
+            },
             Err(e) => ReadResult {
                 error: ErrorCode::from_engine(&e),
                 high_watermark: p.log.high_watermark() as i64,
@@ -589,13 +586,12 @@ impl Shard {
                     log_end: p.log.log_end_offset(),
                     records_in: p.traffic.records_in.get(),
                     bytes_in: p.traffic.bytes_in.get(),
-                    records_out: p.traffic.records_out.get(),
-                    bytes_out: p.traffic.bytes_out.get(),
                     log: p.log.stats(),
                 })
                 .collect();
             snap.partitions
                 .sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+            snap.offsets_logs = self.groups.log_stats();
             registry.publish(self.id, snap);
             glommio::timer::sleep(PUBLISH_INTERVAL).await;
         }

@@ -179,6 +179,15 @@ impl Coordinator {
     pub fn group_count(&self) -> usize {
         self.groups.borrow().len()
     }
+
+    /// The counters of the offsets logs this shard owns (metrics).
+    pub fn log_stats(&self) -> Vec<corelog_engine::LogStats> {
+        self.parts
+            .borrow()
+            .values()
+            .map(|p| p.log.stats())
+            .collect()
+    }
 }
 
 impl std::fmt::Debug for Coordinator {
