@@ -255,8 +255,8 @@ def test_soak_memory_stays_flat(broker_factory, topic_name):
     """Mixed load for SOAK_SECONDS: two producers with retention deleting behind them, a
     three-member group with a member replaced every 10 s (rebalances), and 200
     connections opened, used and closed every second. The broker's RSS, sampled every
-    second, must stop growing after the first third: the last third's peak is within 16
-    MiB of the middle third's."""
+    second, must stop growing after the first third: the last third's median is within
+    16 MiB of the middle third's, and its peak within 64 MiB of that median."""
     seconds = SOAK_SECONDS
     assert seconds >= 30
     raise_open_files(4096)
@@ -291,19 +291,29 @@ def test_soak_memory_stays_flat(broker_factory, topic_name):
     finally:
         ends = load.stop()
     third = seconds / 3
-    middle = max(r for t, r in samples if third <= t < 2 * third)
-    last = max(r for t, r in samples if t >= 2 * third)
+    middle_samples = sorted(r for t, r in samples if third <= t < 2 * third)
+    last_samples = sorted(r for t, r in samples if t >= 2 * third)
+    middle, last = middle_samples[-1], last_samples[-1]
+    middle_median = middle_samples[len(middle_samples) // 2]
+    last_median = last_samples[len(last_samples) // 2]
     first = samples[0][1]
     minutes = {}
     for t, r in samples:
         minutes[int(t // 60)] = max(minutes.get(int(t // 60), 0), r)
     print(f"\nsoak {seconds} s: {load.acked} acked; (high watermark, consumed up to) per "
           f"partition {ends}; {load.rebalances} assignments, {churned} connections churned; RSS "
-          f"{first:.0f} MiB at start, peak {middle:.1f} MiB in the middle third, "
-          f"{last:.1f} MiB in the last; per-minute peaks {minutes}")
+          f"{first:.0f} MiB at start; middle third median {middle_median:.1f}, peak "
+          f"{middle:.1f} MiB; last third median {last_median:.1f}, peak {last:.1f} MiB; "
+          f"per-minute peaks {minutes}")
     assert not load.failed, load.failed[:5]
     assert not load.consumer_errors, load.consumer_errors[:5]
     assert load.rebalances >= seconds // 10, "members were replaced but few rebalances"
-    assert last - middle < 16, f"RSS grew {last - middle:.1f} MiB in the last third"
+    # Growth shows in the typical level (a leak or creeping allocator retention raises
+    # it); a burst of load shows as a peak that falls back. The median must not rise
+    # by 16 MiB, and a peak must stay within 64 MiB of the middle third's median.
+    assert last_median - middle_median < 16, \
+        f"RSS's median grew {last_median - middle_median:.1f} MiB in the last third"
+    assert last - middle_median < 64, \
+        f"RSS peaked {last - middle_median:.1f} MiB above the middle third's median"
     # The group consumed up to the end of every partition once the producers stopped.
     assert all(consumed >= hw for hw, consumed in ends.values()), ends
