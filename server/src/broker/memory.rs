@@ -6,7 +6,7 @@
 //! heap, and only past its trim threshold. Under a steady load the live heap is flat
 //! while RSS creeps up as, one by one, the free holes between live buffers are written
 //! once and kept. Measured in a 30-minute soak (2 shards, 256 MiB tail caches,
-//! `tests/e2e/test_load.py`): bytes in use stayed at 610 MB (+-3 MB from minute 6 to 16)
+//! `tests/e2e/test_load.py`): bytes in use stayed at 601-613 MB (minutes 6, 11, 16)
 //! while RSS rose from 633 to 698 MB; one `malloc_trim(0)` brought it back to 643 MB.
 //!
 //! So every `memory_trim_interval_ms` this thread calls `malloc_trim(0)`, which walks
