@@ -139,7 +139,19 @@ class Load:
         self.producers_stopping.set()
         for t in self.threads:
             t.join(60)
-        hws = {p: watermarks(self.bootstrap, self.topic, p)[1] for p in range(self.partitions)}
+
+        def high_watermarks():
+            return {p: watermarks(self.bootstrap, self.topic, p)[1]
+                    for p in range(self.partitions)}
+        # acks=1 records are acknowledged once appended and readable once the background
+        # flush (log_flush_interval_ms) has run, so the last ones may still be below
+        # the high watermarks for a moment (a CI run read 8 of 45,805 short). Wait for
+        # them, briefly: data that never shows up still fails the callers' checks.
+        hws = high_watermarks()
+        settle = time.monotonic() + 10
+        while sum(hws.values()) < self.acked and time.monotonic() < settle:
+            time.sleep(0.05)
+            hws = high_watermarks()
         deadline = time.monotonic() + catch_up_s
         while time.monotonic() < deadline:
             with self.lock:
