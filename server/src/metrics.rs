@@ -449,26 +449,22 @@ fn render(shards: &[Option<ShardSnapshot>]) -> String {
         }
     }
 
-    o.family(
-        "corelog_requests_total",
-        "counter",
-        "Requests handled, by API.",
-    );
-    for (id, s) in &published {
-        for (key, a) in &s.apis {
-            let labels = format!("shard=\"{id}\",api=\"{}\"", api_name(*key));
-            o.sample("corelog_requests_total", &labels, a.requests);
-        }
-    }
-    o.family(
-        "corelog_requests_failed_total",
-        "counter",
-        "Requests of an unserved version or whose body did not decode (their connection is closed).",
-    );
-    for (id, s) in &published {
-        for (key, a) in &s.apis {
-            let labels = format!("shard=\"{id}\",api=\"{}\"", api_name(*key));
-            o.sample("corelog_requests_failed_total", &labels, a.failed);
+    type ApiValue = fn(&ApiCounts) -> u64;
+    let per_api: [(&str, &str, ApiValue); 2] = [
+        ("corelog_requests_total", "Requests handled, by API.", |a| a.requests),
+        (
+            "corelog_requests_failed_total",
+            "Requests of an unserved version or whose body did not decode (their connection is closed).",
+            |a| a.failed,
+        ),
+    ];
+    for (name, help, value) in per_api {
+        o.family(name, "counter", help);
+        for (id, s) in &published {
+            for (key, a) in &s.apis {
+                let labels = format!("shard=\"{id}\",api=\"{}\"", api_name(*key));
+                o.sample(name, &labels, value(a));
+            }
         }
     }
     o.family(
@@ -520,29 +516,24 @@ fn render(shards: &[Option<ShardSnapshot>]) -> String {
             &t.fsync_latency,
         );
     }
-    o.family(
-        "corelog_fdatasync_bytes_total",
-        "counter",
-        "Bytes flushes' fdatasyncs made durable (per fdatasync: the group commit's batch).",
-    );
-    for (id, t) in &synced {
-        o.sample(
+    type StorageValue = fn(&LogStats) -> u64;
+    let storage: [(&str, &str, StorageValue); 2] = [
+        (
             "corelog_fdatasync_bytes_total",
-            &format!("shard=\"{id}\""),
-            t.fsync_bytes,
-        );
-    }
-    o.family(
-        "corelog_flushes_shared_total",
-        "counter",
-        "Flushes answered by another caller's fdatasync (group commit).",
-    );
-    for (id, t) in &synced {
-        o.sample(
+            "Bytes flushes' fdatasyncs made durable (per fdatasync: the group commit's batch).",
+            |t| t.fsync_bytes,
+        ),
+        (
             "corelog_flushes_shared_total",
-            &format!("shard=\"{id}\""),
-            t.flushes_shared,
-        );
+            "Flushes answered by another caller's fdatasync (group commit).",
+            |t| t.flushes_shared,
+        ),
+    ];
+    for (name, help, value) in storage {
+        o.family(name, "counter", help);
+        for (id, t) in &synced {
+            o.sample(name, &format!("shard=\"{id}\""), value(t));
+        }
     }
 
     type PartValue = fn(&PartitionSnapshot) -> u64;
