@@ -477,7 +477,8 @@ impl<'a> Iterator for BatchScan<'a> {
 
 /// One record of an uncompressed batch, as the broker reads it. Record layout (after
 /// a varint length): attributes i8 | timestampDelta varlong | offsetDelta varint |
-/// keyLength varint + key | valueLength varint + value | headers (not read here).
+/// keyLength varint + key | valueLength varint + value | headerCount varint | headers,
+/// each `keyLength varint | key | valueLength varint | value` (value nullable).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RecordView<'a> {
     /// Timestamp relative to the batch's base timestamp.
@@ -488,6 +489,30 @@ pub struct RecordView<'a> {
     pub key: Option<&'a [u8]>,
     /// Value, `None` when null.
     pub value: Option<&'a [u8]>,
+    /// The headers section as encoded (count first); read it with [`headers`].
+    pub headers: &'a [u8],
+}
+
+/// A record header: its key and (nullable) value.
+pub type Header<'a> = (&'a [u8], Option<&'a [u8]>);
+
+/// The headers of a record (`RecordView::headers`) in order, or `None` when the section
+/// does not parse.
+pub fn headers(section: &[u8]) -> Option<Vec<Header<'_>>> {
+    let (count, n) = varlong(section)?;
+    let mut r = &section[n..];
+    // Each header takes at least two bytes (its two lengths): a larger count is corrupt.
+    if count < 0 || count as usize > r.len() / 2 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(count as usize);
+    for _ in 0..count {
+        let (key, rest) = nullable_bytes(r)?;
+        let (value, rest) = nullable_bytes(rest)?;
+        out.push((key?, value));
+        r = rest;
+    }
+    Some(out)
 }
 
 /// The records of an uncompressed batch, in order. Stops at the first record that does
@@ -515,12 +540,13 @@ pub fn records_in(bytes: &[u8], count: i32) -> impl Iterator<Item = RecordView<'
         let (offset_delta, n) = varlong(r)?;
         r = &r[n..];
         let (key, r) = nullable_bytes(r)?;
-        let (value, _) = nullable_bytes(r)?;
+        let (value, headers) = nullable_bytes(r)?;
         Some(RecordView {
             timestamp_delta,
             offset_delta,
             key,
             value,
+            headers,
         })
     })
 }
@@ -700,6 +726,17 @@ mod tests {
             (None, None, 5)
         );
         assert_eq!((got[2].key, got[2].offset_delta), (Some(&b""[..]), 2));
+        assert_eq!(
+            headers(got[0].headers),
+            Some(vec![(&b"h"[..], Some(&b"x"[..]))])
+        );
+        assert_eq!(headers(got[1].headers), Some(vec![]));
+        // Corrupt header sections are refused, not read past.
+        assert_eq!(headers(&[4, 2, b'h']), None); // count 2 in 2 bytes
+        assert_eq!(headers(&[2, 2, b'h', 4]), None); // value length past the end
+        assert_eq!(headers(&[2, 1, 0]), None); // null key
+        assert_eq!(headers(&[1]), None); // negative count
+
         // A cut record ends the iteration instead of panicking.
         let mut cut = bytes.clone();
         cut.truncate(cut.len() - 3);

@@ -69,12 +69,24 @@ async fn call(
     cap: usize,
     body: impl FnOnce(&mut Enc),
 ) -> Result<Dec, ClientError> {
-    let (mut e, c) = conn.request(api, version(api), cap);
+    call_at(conn, api, version(api), cap, body).await
+}
+
+/// Sends one request of `api` at `version` (its body written by `body`) and waits for the
+/// answer's body.
+pub(super) async fn call_at(
+    conn: &Conn,
+    api: i16,
+    version: i16,
+    cap: usize,
+    body: impl FnOnce(&mut Enc),
+) -> Result<Dec, ClientError> {
+    let (mut e, c) = conn.request(api, version, cap);
     body(&mut e);
     Ok(Dec::new(conn.call(e.finish(), c).await?))
 }
 
-fn decoded<T>(api: &str, r: Result<T, DecodeError>) -> Result<T, ClientError> {
+pub(super) fn decoded<T>(api: &str, r: Result<T, DecodeError>) -> Result<T, ClientError> {
     r.map_err(|e| ClientError::new(format!("{api}: {e}")))
 }
 
@@ -111,68 +123,37 @@ pub struct TopicInfo {
     pub partitions: Vec<(i32, i16, i32)>,
 }
 
-/// Metadata v8 for `topics`.
+/// Metadata v8 for `topics`: the brokers, and each topic's error and partition leaders
+/// (the admin module's fuller answer, narrowed to what the load generator uses).
 pub async fn metadata(
     conn: &Conn,
     topics: &[&str],
 ) -> Result<(Vec<BrokerInfo>, Vec<TopicInfo>), ClientError> {
-    let mut d = call(conn, key::METADATA, 64, |e| {
-        e.count(topics.len());
-        for t in topics {
-            e.string(t);
-        }
-        e.bool(false).bool(false).bool(false);
-    })
-    .await?;
-    decoded(
-        "Metadata",
-        (|| {
-            d.i32()?; // throttle
-            let nb = d.count(10)?;
-            let mut brokers = Vec::with_capacity(nb);
-            for _ in 0..nb {
-                let node_id = d.i32()?;
-                let host = d.string()?;
-                let port = d.i32()?;
-                d.nullable_string()?; // rack
-                brokers.push(BrokerInfo {
-                    node_id,
-                    host,
-                    port,
-                });
-            }
-            d.nullable_string()?; // cluster id
-            d.i32()?; // controller
-            let nt = d.count(9)?;
-            let mut out = Vec::with_capacity(nt);
-            for _ in 0..nt {
-                let error_code = d.i16()?;
-                let name = d.string()?;
-                d.bool()?; // internal
-                let np = d.count(26)?;
-                let mut partitions = Vec::with_capacity(np);
-                for _ in 0..np {
-                    let err = d.i16()?;
-                    let p = d.i32()?;
-                    let leader = d.i32()?;
-                    d.i32()?; // leader epoch
-                    for _ in 0..3 {
-                        let n = d.count(4)?; // replicas, isr, offline
-                        d.skip(n * 4)?;
-                    }
-                    partitions.push((p, err, leader));
-                }
-                d.i32()?; // topic authorized operations
-                partitions.sort_unstable();
-                out.push(TopicInfo {
-                    error_code,
-                    name,
-                    partitions,
-                });
-            }
-            Ok((brokers, out))
-        })(),
-    )
+    let names: Vec<String> = topics.iter().map(|t| t.to_string()).collect();
+    let meta = super::admin::metadata(conn, Some(&names)).await?;
+    let brokers = meta
+        .brokers
+        .into_iter()
+        .map(|(node_id, host, port)| BrokerInfo {
+            node_id,
+            host,
+            port,
+        })
+        .collect();
+    let topics = meta
+        .topics
+        .into_iter()
+        .map(|t| TopicInfo {
+            error_code: t.error_code,
+            name: t.name,
+            partitions: t
+                .partitions
+                .into_iter()
+                .map(|p| (p.partition, p.error_code, p.leader))
+                .collect(),
+        })
+        .collect();
+    Ok((brokers, topics))
 }
 
 /// CreateTopics v4 for one topic; TOPIC_ALREADY_EXISTS counts as success (`false`).

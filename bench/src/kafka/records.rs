@@ -200,10 +200,22 @@ fn compress(codec: Codec, records: &[u8], out: &mut BytesMut) -> Result<(), Clie
     res.map_err(|e| ClientError::new(format!("{codec:?} compression: {e}")))
 }
 
-fn decompress(codec: i16, records: &[u8]) -> Result<Vec<u8>, ClientError> {
+/// Decompresses the records section of a batch compressed with Kafka codec `codec`
+/// (1 gzip, 3 lz4, 4 zstd); snappy (2) is refused.
+pub fn decompress(codec: i16, records: &[u8]) -> Result<Vec<u8>, ClientError> {
     use std::io::Read;
     let mut out = Vec::with_capacity(records.len() * 2);
     match codec {
+        1 => {
+            flate2::read::GzDecoder::new(records)
+                .read_to_end(&mut out)
+                .map_err(|e| ClientError::new(format!("gzip: {e}")))?;
+        }
+        2 => {
+            return Err(ClientError::new(
+                "snappy-compressed batches cannot be read by this client (gzip, lz4 and zstd can)",
+            ))
+        }
         3 => {
             lz4_flex::frame::FrameDecoder::new(records)
                 .read_to_end(&mut out)
