@@ -2,6 +2,7 @@
 //! fuzz targets (`tests/fuzz`) drive its request path through [`fuzzing`]. `metrics`
 //! serves what the shards count.
 
+pub mod admin;
 mod api;
 mod broker;
 mod config;

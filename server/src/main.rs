@@ -1,6 +1,7 @@
 //! The `corelog` binary.
 
 use clap::{Parser, Subcommand};
+use corelog::admin;
 
 /// corelog: a thread-per-core, Kafka-compatible event-streaming broker.
 #[derive(Debug, Parser)]
@@ -17,6 +18,16 @@ enum Command {
     /// Benchmarks that print figures against a baseline measured in the same run.
     #[command(subcommand)]
     Bench(Box<corelog_bench::BenchCommand>),
+    /// Measure the data directory's disk, check the system, and write a tuning profile.
+    Tune(corelog_tuning::TuneArgs),
+    /// Create, list, describe, delete and reconfigure topics (any Kafka-compatible cluster).
+    Topic(corelog::admin::TopicArgs),
+    /// List, describe and delete consumer groups, and reset their offsets.
+    Group(corelog::admin::GroupArgs),
+    /// Produce records from standard input, one per line.
+    Produce(corelog::admin::ProduceArgs),
+    /// Print records of a topic, from an offset or time, or as a group member.
+    Consume(corelog::admin::ConsumeArgs),
 }
 
 /// Largest allocation glibc serves from its arenas rather than with a fresh `mmap`
@@ -51,9 +62,24 @@ fn main() {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    if !matches!(
+        cli.command,
+        Command::Serve(_) | Command::Bench(_) | Command::Tune(_)
+    ) {
+        admin::default_sigpipe();
+    }
     let result = match cli.command {
         Command::Serve(args) => corelog::BrokerConfig::load(&args).and_then(corelog::run),
         Command::Bench(cmd) => corelog_bench::run(*cmd),
+        Command::Tune(args) => corelog_tuning::run(&args).map(|code| {
+            if code != 0 {
+                std::process::exit(code);
+            }
+        }),
+        Command::Topic(args) => std::process::exit(admin::exit_code(admin::topic(args))),
+        Command::Group(args) => std::process::exit(admin::exit_code(admin::group(args))),
+        Command::Produce(args) => std::process::exit(admin::exit_code(admin::produce(args))),
+        Command::Consume(args) => std::process::exit(admin::exit_code(admin::consume(args))),
     };
     if let Err(e) = result {
         eprintln!("corelog: {e}");

@@ -51,6 +51,7 @@ from helpers import (
     produce,
     rec_from_confluent,
     rec_from_kafka_python,
+    resume_abandoned_join,
     wait_until,
 )
 
@@ -363,24 +364,6 @@ class KafkaPythonMember(GroupMember):
 
     def _close(self, c):
         c.close()
-
-
-def resume_abandoned_join(consumer, name):
-    """Works around a kafka-python 3.0.x bug (still in its main branch): a poll() whose
-    timeout ends during a rebalance leaves the JoinGroup/SyncGroup task running, for the
-    next poll to await, but only if need_rejoin() is still true then. When the rebalance
-    came from a metadata change (partitions added), the leader's own assignment has
-    already made need_rejoin() false, so the finished task is never awaited: the member
-    keeps its old partitions for ever while the group thinks it has the new ones. Seen in
-    CI under load as a member stuck on [] or [0, 1]. Apache Kafka's Java client checks
-    rejoinNeededOrPending() (rejoin needed or a join future pending), as kafka-python
-    itself did before its async rewrite; this asks for the rejoin that check would make.
-    """
-    coordinator = consumer._coordinator
-    if coordinator._join_task is not None and not coordinator.need_rejoin():
-        print(f"{name}: kafka-python left a join unfinished; asking it to rejoin",
-              file=sys.stderr)
-        coordinator.request_rejoin()
 
 
 class AioMember(KafkaPythonMember):
