@@ -8,8 +8,14 @@ use std::time::Duration;
 use clap::Args;
 use serde::Deserialize;
 
+use corelog_tuning::profile::{
+    RING_DEPTH_MAX, RING_DEPTH_MIN, WRITE_CHUNK_ALIGN_BYTES, WRITE_CHUNK_BYTES_MAX,
+    WRITE_CHUNK_BYTES_MIN, WRITE_DEPTH_MAX, WRITE_DEPTH_MIN,
+};
+use corelog_tuning::Profile;
+
 use crate::broker::partition::BackgroundFlush;
-use crate::broker::topic_config::TopicDefaults;
+use crate::broker::topic_config::{LogWrites, TopicDefaults};
 use crate::group::coordinator::GroupConfig;
 
 /// Flags of `corelog serve`. Each overrides the same key of `--config`.
@@ -39,6 +45,9 @@ pub struct ServeArgs {
     /// Serve Prometheus metrics at http://HOST:PORT/metrics [default: not served]
     #[arg(long, value_name = "HOST:PORT")]
     pub metrics_listen: Option<SocketAddr>,
+    /// Tuning profile written by `corelog tune` [default: DATA_DIR/tuning.toml if present]
+    #[arg(long, value_name = "PATH")]
+    pub tuning_profile: Option<PathBuf>,
 }
 
 /// The TOML file. Unknown keys are refused, so a typo is an error, not a silent default.
@@ -66,6 +75,10 @@ struct FileConfig {
     log_flush_interval_bytes: Option<usize>,
     busy_poll_us: Option<u64>,
     memory_trim_interval_ms: Option<u64>,
+    tuning_profile: Option<PathBuf>,
+    write_chunk_bytes: Option<usize>,
+    write_depth: Option<usize>,
+    io_ring_depth: Option<usize>,
     connections_max_per_ip: Option<usize>,
     connections_max_idle_ms: Option<u64>,
     request_read_timeout_ms: Option<u64>,
@@ -135,6 +148,12 @@ pub struct BrokerConfig {
     pub tail_cache_bytes: usize,
     /// When acks=0/1 appends are flushed.
     pub background_flush: BackgroundFlush,
+    /// How partition logs write.
+    pub log_writes: LogWrites,
+    /// Depth of each shard's io_uring rings (glommio's `ring_depth`).
+    pub io_ring_depth: usize,
+    /// The tuning profile whose choices were taken (settings given explicitly win).
+    pub tuning_profile: Option<PathBuf>,
     /// How long a connection waiting for its next request polls its socket before its
     /// task waits for readiness (zero: not at all). While any connection polls, its
     /// shard does not sleep: for one-request-at-a-time clients this removes the
@@ -146,6 +165,9 @@ pub struct BrokerConfig {
     /// Group coordinator settings.
     pub groups: GroupConfig,
 }
+
+/// glommio's default ring depth, used without a profile.
+pub const DEFAULT_IO_RING_DEPTH: usize = 128;
 
 /// The CPUs this process may run on (`sched_getaffinity`), which glommio's
 /// `CpuSet::online()` ignores.
@@ -205,15 +227,27 @@ impl BrokerConfig {
             d.max_message_bytes = v;
         }
         defaults.validate()?;
+        let data_dir = args
+            .data_dir
+            .clone()
+            .or(file.data_dir.clone())
+            .unwrap_or_else(|| PathBuf::from("./data"));
+        // The profile `corelog tune` wrote: named, or found in the data directory. It
+        // only supplies defaults; a setting given in the file wins.
+        let profile_path = args
+            .tuning_profile
+            .clone()
+            .or(file.tuning_profile.clone())
+            .or_else(|| Some(Profile::default_path(&data_dir)).filter(|p| p.exists()));
+        let profile = match &profile_path {
+            Some(p) => Some(Profile::load(p)?),
+            None => None,
+        };
         let request_max_bytes = file.request_max_bytes.unwrap_or(100 << 20);
         let config = BrokerConfig {
             listen,
             metrics_listen: args.metrics_listen.or(file.metrics_listen),
-            data_dir: args
-                .data_dir
-                .clone()
-                .or(file.data_dir)
-                .unwrap_or_else(|| PathBuf::from("./data")),
+            data_dir,
             cpus,
             advertised_host,
             node_id: file.node_id.unwrap_or(1),
@@ -250,11 +284,30 @@ impl BrokerConfig {
                 BackgroundFlush {
                     interval: file
                         .log_flush_interval_ms
+                        .or(profile.as_ref().map(|p| p.flush_interval_ms))
                         .map(Duration::from_millis)
                         .unwrap_or(d.interval),
                     bytes: file.log_flush_interval_bytes.unwrap_or(d.bytes),
                 }
             },
+            log_writes: {
+                let d = LogWrites::default();
+                LogWrites {
+                    chunk_bytes: file
+                        .write_chunk_bytes
+                        .or(profile.as_ref().map(|p| p.write_chunk_bytes))
+                        .unwrap_or(d.chunk_bytes),
+                    depth: file
+                        .write_depth
+                        .or(profile.as_ref().map(|p| p.write_depth))
+                        .unwrap_or(d.depth),
+                }
+            },
+            io_ring_depth: file
+                .io_ring_depth
+                .or(profile.as_ref().map(|p| p.ring_depth))
+                .unwrap_or(DEFAULT_IO_RING_DEPTH),
+            tuning_profile: profile_path,
             busy_poll: Duration::from_micros(file.busy_poll_us.unwrap_or(0)),
             memory_trim_interval: Duration::from_millis(
                 file.memory_trim_interval_ms.unwrap_or(10_000),
@@ -300,6 +353,32 @@ impl BrokerConfig {
                     .into(),
             );
         }
+        // The same ranges a profile is held to: a 1 TiB chunk would fail only when the
+        // first partition opens, and a deep write queue would lift the write-back bound.
+        let w = &config.log_writes;
+        if !(WRITE_CHUNK_BYTES_MIN..=WRITE_CHUNK_BYTES_MAX).contains(&w.chunk_bytes)
+            || !w.chunk_bytes.is_multiple_of(WRITE_CHUNK_ALIGN_BYTES)
+        {
+            return Err(format!(
+                "write_chunk_bytes must be a multiple of {WRITE_CHUNK_ALIGN_BYTES} between \
+                 {WRITE_CHUNK_BYTES_MIN} and {WRITE_CHUNK_BYTES_MAX}, not {}",
+                w.chunk_bytes
+            ));
+        }
+        if !(WRITE_DEPTH_MIN..=WRITE_DEPTH_MAX).contains(&w.depth) {
+            return Err(format!(
+                "write_depth must be between {WRITE_DEPTH_MIN} and {WRITE_DEPTH_MAX}, not {}",
+                w.depth
+            ));
+        }
+        w.validate()
+            .map_err(|e| format!("write_chunk_bytes / write_depth: {e}"))?;
+        if !(RING_DEPTH_MIN..=RING_DEPTH_MAX).contains(&config.io_ring_depth) {
+            return Err(format!(
+                "io_ring_depth must be between {RING_DEPTH_MIN} and {RING_DEPTH_MAX}, not {}",
+                config.io_ring_depth
+            ));
+        }
         if config.listen.port() == 0 {
             // Every shard binds the address itself: port 0 would give each its own port.
             return Err("the listen port must not be 0".into());
@@ -341,4 +420,149 @@ fn read_file(path: &Path) -> Result<FileConfig, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
     toml::from_str(&text).map_err(|e| format!("config file {}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(data_dir: &Path, config: Option<PathBuf>) -> ServeArgs {
+        ServeArgs {
+            listen: None,
+            data_dir: Some(data_dir.to_path_buf()),
+            shards: Some(1),
+            advertised_host: None,
+            config,
+            num_partitions: None,
+            auto_create_topics: None,
+            metrics_listen: None,
+            tuning_profile: None,
+        }
+    }
+
+    const PROFILE: &str = "[broker]\nwrite_chunk_bytes = 262144\nwrite_depth = 2\n\
+                           flush_interval_ms = 3\nring_depth = 256\n";
+
+    #[test]
+    fn without_a_profile_the_built_in_defaults_hold() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = BrokerConfig::load(&args(dir.path(), None)).unwrap();
+        assert_eq!(c.log_writes, LogWrites::default());
+        assert_eq!(c.io_ring_depth, DEFAULT_IO_RING_DEPTH);
+        assert_eq!(c.background_flush, BackgroundFlush::default());
+        assert_eq!(c.tuning_profile, None);
+    }
+
+    #[test]
+    fn the_data_dirs_profile_is_taken_and_explicit_settings_win() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("tuning.toml"), PROFILE).unwrap();
+        let c = BrokerConfig::load(&args(dir.path(), None)).unwrap();
+        assert_eq!(
+            c.log_writes,
+            LogWrites {
+                chunk_bytes: 256 << 10,
+                depth: 2
+            }
+        );
+        assert_eq!(c.io_ring_depth, 256);
+        assert_eq!(c.background_flush.interval, Duration::from_millis(3));
+        assert_eq!(c.tuning_profile, Some(dir.path().join("tuning.toml")));
+
+        let file = dir.path().join("corelog.toml");
+        std::fs::write(&file, "write_depth = 4\nlog_flush_interval_ms = 9\n").unwrap();
+        let c = BrokerConfig::load(&args(dir.path(), Some(file))).unwrap();
+        assert_eq!(c.log_writes.depth, 4);
+        assert_eq!(c.log_writes.chunk_bytes, 256 << 10);
+        assert_eq!(c.background_flush.interval, Duration::from_millis(9));
+    }
+
+    #[test]
+    fn a_profile_of_defaults_is_the_broker_without_one() {
+        // corelog tune's idea of the defaults and the broker's must not drift apart.
+        let p = Profile::default();
+        let d = LogWrites::default();
+        assert_eq!(
+            (p.write_chunk_bytes, p.write_depth),
+            (d.chunk_bytes, d.depth)
+        );
+        assert_eq!(p.ring_depth, DEFAULT_IO_RING_DEPTH);
+        assert_eq!(
+            Duration::from_millis(p.flush_interval_ms),
+            BackgroundFlush::default().interval
+        );
+    }
+
+    #[test]
+    fn a_named_profile_replaces_the_data_dirs() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("tuning.toml"), PROFILE).unwrap();
+        let other = dir.path().join("other.toml");
+        std::fs::write(
+            &other,
+            PROFILE.replace("ring_depth = 256", "ring_depth = 64"),
+        )
+        .unwrap();
+        let mut a = args(dir.path(), None);
+        a.tuning_profile = Some(other.clone());
+        let c = BrokerConfig::load(&a).unwrap();
+        assert_eq!(
+            (c.io_ring_depth, c.tuning_profile),
+            (64, Some(other.clone()))
+        );
+        // The same by the config file's key.
+        let file = dir.path().join("corelog.toml");
+        std::fs::write(
+            &file,
+            format!("tuning_profile = {:?}\n", other.display().to_string()),
+        )
+        .unwrap();
+        let c = BrokerConfig::load(&args(dir.path(), Some(file))).unwrap();
+        assert_eq!(c.io_ring_depth, 64);
+    }
+
+    #[test]
+    fn explicit_write_settings_are_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("corelog.toml");
+        for bad in [
+            "write_chunk_bytes = 1099511627776",
+            "write_chunk_bytes = 4096",
+            "write_depth = 0",
+            "write_depth = 64",
+            "io_ring_depth = 8",
+            "io_ring_depth = 4096",
+        ] {
+            std::fs::write(&file, format!("{bad}\n")).unwrap();
+            let e = BrokerConfig::load(&args(dir.path(), Some(file.clone()))).unwrap_err();
+            let key = bad.split(' ').next().unwrap();
+            assert!(e.contains(key), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_bad_or_missing_profile_refuses_to_start() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("tuning.toml"),
+            "[broker]\nwrite_depth = 2\n",
+        )
+        .unwrap();
+        let e = BrokerConfig::load(&args(dir.path(), None)).unwrap_err();
+        assert!(
+            e.contains("tuning.toml") && e.contains("write_chunk_bytes"),
+            "{e}"
+        );
+
+        let mut a = args(dir.path(), None);
+        a.tuning_profile = Some(dir.path().join("absent.toml"));
+        let e = BrokerConfig::load(&a).unwrap_err();
+        assert!(e.contains("absent.toml"), "{e}");
+
+        let file = dir.path().join("corelog.toml");
+        std::fs::write(dir.path().join("tuning.toml"), PROFILE).unwrap();
+        std::fs::write(&file, "write_chunk_bytes = 1000\n").unwrap();
+        let e = BrokerConfig::load(&args(dir.path(), Some(file))).unwrap_err();
+        assert!(e.contains("write_chunk_bytes"), "{e}");
+    }
 }

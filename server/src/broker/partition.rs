@@ -27,7 +27,7 @@ use glommio::TaskQueueHandle;
 
 use super::now_ms;
 use super::producer_state::{BatchMeta, Incoming, ProducerStates, Verdict, SNAPSHOT_FILE};
-use super::topic_config::{TimestampType, TopicConfig};
+use super::topic_config::{LogWrites, TimestampType, TopicConfig};
 use crate::protocol::{ErrorCode, KafkaError};
 
 /// File in a partition directory naming the topic id it belongs to (as Kafka's
@@ -143,6 +143,7 @@ impl Partition {
         cache: Rc<RefCell<TailCache>>,
         background: TaskQueueHandle,
         flush_policy: BackgroundFlush,
+        writes: LogWrites,
     ) -> Result<Partition, String> {
         let meta_path = dir.join(PARTITION_METADATA_FILE);
         let expected = metadata_text(&topic_id);
@@ -170,7 +171,7 @@ impl Partition {
                 corelog_engine::fsutil::sync_dir(parent).map_err(|e| e.to_string())?;
             }
         }
-        let log = PartitionLog::open(&dir, config.log_config(), cache)
+        let log = PartitionLog::open(&dir, config.log_config_with(writes), cache)
             .await
             .map_err(|e| e.to_string())?;
         let mut p = Partition {
@@ -523,9 +524,20 @@ mod tests {
     ) -> Partition {
         let config = super::super::topic_config::TopicDefaults::default().config;
         let cache = Rc::new(RefCell::new(TailCache::new(1 << 20)));
-        Partition::open(dir.to_path_buf(), "t", 0, [1; 16], config, cache, bg, flush)
-            .await
-            .unwrap()
+        let writes = LogWrites::default();
+        Partition::open(
+            dir.to_path_buf(),
+            "t",
+            0,
+            [1; 16],
+            config,
+            cache,
+            bg,
+            flush,
+            writes,
+        )
+        .await
+        .unwrap()
     }
 
     #[test]

@@ -74,6 +74,12 @@ pub fn run(config: BrokerConfig) -> Result<(), String> {
     tracing::info!(listen = %config.listen, shards, data_dir = %config.data_dir.display(),
         topics = catalog.topics.len(), "starting");
     tracing::info!(config = ?config, "effective configuration");
+    if let Some(p) = &config.tuning_profile {
+        tracing::info!(profile = %p.display(), write_chunk_bytes = config.log_writes.chunk_bytes,
+            write_depth = config.log_writes.depth, io_ring_depth = config.io_ring_depth,
+            log_flush_interval_ms = config.background_flush.interval.as_millis() as u64,
+            "tuning profile applied (settings given explicitly win)");
+    }
     super::memory::spawn_trimmer(config.memory_trim_interval)?;
     let registry = match config.metrics_listen {
         Some(addr) => {
@@ -96,7 +102,9 @@ pub fn run(config: BrokerConfig) -> Result<(), String> {
         );
         let handle = LocalExecutorBuilder::new(Placement::Fixed(cpu))
             .name(&format!("corelog-shard-{id}"))
-            .io_memory(2 << 20)
+            // `corelog tune` checks the memlock limit against this figure.
+            .io_memory(corelog_tuning::SHARD_IO_MEMORY_BYTES as usize)
+            .ring_depth(config.io_ring_depth)
             .spawn(move || async move {
                 let result =
                     run_shard(id, config, catalog, mesh, per_ip, registry, &barriers).await;

@@ -515,6 +515,7 @@ impl Shard {
                     self.cache.clone(),
                     self.background,
                     self.config.background_flush,
+                    self.config.log_writes,
                 )
                 .await
                 {

@@ -174,8 +174,13 @@ impl TopicConfig {
         Ok(c)
     }
 
-    /// The engine settings of a partition log of this topic.
+    /// The engine settings of a partition log of this topic, with the default writes.
     pub fn log_config(&self) -> LogConfig {
+        self.log_config_with(LogWrites::default())
+    }
+
+    /// The engine settings of a partition log of this topic, written as `writes` says.
+    pub fn log_config_with(&self, writes: LogWrites) -> LogConfig {
         let ms = |v: i64| (v >= 0).then(|| Duration::from_millis(v as u64));
         let mut c = LogConfig {
             segment_bytes: self.segment_bytes,
@@ -183,14 +188,48 @@ impl TopicConfig {
             retention_age: ms(self.retention_ms),
             retention_bytes: (self.retention_bytes >= 0).then_some(self.retention_bytes as u64),
             max_batch_bytes: self.max_message_bytes,
+            write_chunk_bytes: writes.chunk_bytes,
+            write_depth: writes.depth,
             ..LogConfig::default()
         };
         // The engine needs room for a batch that spans its chunks plus one; size it for
         // the largest batch any topic may allow (a bound on write-back under a slow
         // disk, not an allocation), so set_config never has to refuse a raise.
         let chunks = MAX_MESSAGE_BYTES_LIMIT.div_ceil(c.write_chunk_bytes) + 1;
-        c.write_chunks_inflight_max = c.write_chunks_inflight_max.max(chunks);
+        c.write_chunks_inflight_max = c.write_chunks_inflight_max.max(chunks).max(c.write_depth);
         c
+    }
+}
+
+/// How partition logs write (broker settings `write_chunk_bytes` and `write_depth`, or
+/// the tuning profile's): the size of each direct-I/O write buffer, and how many writes
+/// a log keeps in flight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogWrites {
+    /// Bytes of one write buffer: a non-zero multiple of 4096.
+    pub chunk_bytes: usize,
+    /// Writes in flight per log, at least 1.
+    pub depth: usize,
+}
+
+impl Default for LogWrites {
+    fn default() -> Self {
+        let d = LogConfig::default();
+        LogWrites {
+            chunk_bytes: d.write_chunk_bytes,
+            depth: d.write_depth,
+        }
+    }
+}
+
+impl LogWrites {
+    /// Checks the settings the way the engine will.
+    pub fn validate(&self) -> Result<(), String> {
+        TopicDefaults::default()
+            .config
+            .log_config_with(*self)
+            .validate()
+            .map_err(|e| e.to_string())
     }
 }
 
