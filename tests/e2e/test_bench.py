@@ -26,8 +26,19 @@ def test_e2e_against_a_given_broker_counts_and_times_every_record(broker, corelo
                     "--rate", "2000", "--compression", "lz4")
     assert r["mode"] == "e2e"
     p, c = r["produce"], r["consume"]
-    # 2000 records/s at a fixed rate, measured for 1.5 s.
-    assert 1500 <= p["records_s"] <= 2500, p
+    # 2000 records/s at a fixed rate (intended send times 0.5 ms apart), acknowledgements
+    # counted over the 1.5 s window. A stall of this host in the warm-up is caught up
+    # inside the window (coordinated-omission correction: the backlog goes out at once),
+    # so the window can see more than 2000/s; CI once saw 2596/s. What cannot happen is
+    # an acknowledgement before its record fell due: at most the records due by
+    # the window's end (the warm-up as run is --warmup plus up to a sampling interval).
+    # A stall at the end holds acknowledgements back, hence the low floor, which still
+    # fails a generator running at half its rate.
+    acked = p["records_s"] * r["seconds"]
+    due = 2000 * (r["warmup_seconds"] + r["seconds"])
+    # (+4: each producer's first record is due at its start.)
+    assert 0.5 <= r["warmup_seconds"] and acked <= due + 4, (acked, due)
+    assert p["records_s"] >= 1000, p
     assert p["latency"]["count"] > 1000 and r["e2e_latency"]["count"] > 1000
     assert 0 < p["latency"]["p50_us"] <= p["latency"]["p99_us"] <= p["latency"]["max_us"]
     assert c["records_s"] > 0 and r["mb_s"] > 0

@@ -223,6 +223,9 @@ pub struct Measured {
     pub counters: Counters,
     /// Seconds recorded.
     pub seconds: f64,
+    /// Seconds from the load's start to the window's: `--warmup`, plus up to a sampling
+    /// interval (or a stall of the sampling thread).
+    pub warmup_seconds: f64,
     /// Client CPU seconds over the window.
     pub client_cpu: Option<f64>,
     /// Broker CPU seconds over the window.
@@ -396,6 +399,7 @@ pub fn run_phase(
         recorder,
         counters: c1.since(&c0),
         seconds: t1.duration_since(w0).as_secs_f64().max(1e-9),
+        warmup_seconds: w0.duration_since(start).as_secs_f64(),
         client_cpu: cpu0.0.zip(cpu1.0).map(|(a, b)| b - a),
         broker_cpu: cpu0.1.zip(cpu1.1).map(|(a, b)| b - a),
         series,

@@ -95,6 +95,8 @@ pub struct Report {
     pub e2e_latency: Option<Percentiles>,
     /// Seconds recorded.
     pub seconds: f64,
+    /// Seconds of warm-up as run (the window opens at the first sample after `--warmup`).
+    pub warmup_seconds: f64,
     /// CPU seconds the bench client used while recording.
     pub client_cpu_s: Option<f64>,
     /// CPU seconds the broker used while recording (embedded, or --broker-pid).
@@ -168,6 +170,7 @@ impl Report {
             consume,
             e2e_latency: e2e,
             seconds: m.seconds,
+            warmup_seconds: m.warmup_seconds,
             client_cpu_s: m.client_cpu,
             broker_cpu_s: m.broker_cpu,
             broker_cpu_s_per_mb: m
