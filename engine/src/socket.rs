@@ -19,10 +19,12 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use glommio::net::TcpStream;
 
-/// Appends exactly `n` bytes from `stream` to `buf`. Capacity is added `step` bytes at a
-/// time (at most what is still missing), and only once the socket has bytes to put
-/// there, so a peer that claims a large frame and sends little pins little memory. An
-/// end of stream before `n` bytes is `UnexpectedEof`.
+/// Appends exactly `n` bytes from `stream` to `buf`. Capacity is added only once the
+/// socket has bytes to put there, and then as many as are waiting (`FIONREAD`), but at
+/// least `step` and at most what is still missing. So a peer that claims a large frame
+/// pins nothing until it sends, and then at most twice what it sent plus `step`; a frame
+/// already waiting whole gets its buffer in one allocation. An end of stream before `n`
+/// bytes is `UnexpectedEof`.
 ///
 /// When the socket is empty, it is polled again, between the executor's other tasks,
 /// for up to `busy_poll` (zero: not at all) before the task waits for readiness. That
@@ -41,24 +43,20 @@ pub async fn recv_exact_into(
     let mut polling_since: Option<Instant> = None;
     while buf.len() < end {
         let missing = end - buf.len();
-        let got = if buf.capacity() == buf.len() {
+        let outcome = if buf.capacity() == buf.len() {
             // Memory is committed only once bytes are there to fill it: a peer that
             // claims a large frame and sends nothing holds nothing.
-            let mut probe = 0u8;
-            // SAFETY: recv writes at most one byte into `probe`.
-            let g = unsafe {
-                libc::recv(
-                    fd,
-                    (&mut probe as *mut u8).cast::<libc::c_void>(),
-                    1,
-                    libc::MSG_DONTWAIT | libc::MSG_PEEK,
-                )
-            };
-            if g > 0 {
-                buf.reserve(missing.min(step));
-                continue;
+            let mut waiting: libc::c_int = 0;
+            // SAFETY: FIONREAD writes one int, the bytes queued on the socket.
+            if unsafe { libc::ioctl(fd, libc::FIONREAD, &mut waiting) } < 0 {
+                Recv::Failed(io::Error::last_os_error())
+            } else if waiting > 0 {
+                buf.reserve(missing.min(step.max(waiting as usize)));
+                Recv::Progress
+            } else {
+                // Nothing queued, or the end of the stream: the wait below tells which.
+                Recv::Empty
             }
-            g
         } else {
             let room = (buf.capacity() - buf.len()).min(missing);
             let spare = buf.spare_capacity_mut();
@@ -78,37 +76,47 @@ pub async fn recv_exact_into(
                 // SAFETY: the kernel initialised these `g` bytes.
                 unsafe { buf.set_len(buf.len() + g) };
                 polling_since = None;
-                continue;
-            }
-            g
-        };
-        match got {
-            0 => return Err(io::ErrorKind::UnexpectedEof.into()),
-            _ => {
+                Recv::Progress
+            } else if g == 0 {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            } else {
                 let e = io::Error::last_os_error();
                 match e.kind() {
-                    io::ErrorKind::WouldBlock => {
-                        if !busy_poll.is_zero()
-                            && polling_since.get_or_insert_with(Instant::now).elapsed() < busy_poll
-                        {
-                            // Other tasks run and the rings are polled meanwhile (the
-                            // task that sends the next request, say); the executor just
-                            // does not sleep.
-                            glommio::executor().yield_task_queue_now().await;
-                            continue;
-                        }
-                        polling_since = None;
-                        if stream.peek(&mut [0u8; 1]).await? == 0 {
-                            return Err(io::ErrorKind::UnexpectedEof.into());
-                        }
-                    }
-                    io::ErrorKind::Interrupted => {}
-                    _ => return Err(e),
+                    io::ErrorKind::WouldBlock => Recv::Empty,
+                    io::ErrorKind::Interrupted => Recv::Progress,
+                    _ => Recv::Failed(e),
+                }
+            }
+        };
+        match outcome {
+            Recv::Progress => {}
+            Recv::Failed(e) => return Err(e),
+            Recv::Empty => {
+                if !busy_poll.is_zero()
+                    && polling_since.get_or_insert_with(Instant::now).elapsed() < busy_poll
+                {
+                    // Other tasks run and the rings are polled meanwhile (the task that
+                    // sends the next request, say); the executor just does not sleep.
+                    glommio::executor().yield_task_queue_now().await;
+                    continue;
+                }
+                polling_since = None;
+                if stream.peek(&mut [0u8; 1]).await? == 0 {
+                    return Err(io::ErrorKind::UnexpectedEof.into());
                 }
             }
         }
     }
     Ok(())
+}
+
+/// What one non-blocking step of [`recv_exact_into`] found.
+enum Recv {
+    /// Bytes were read or capacity added (or a signal interrupted): go on.
+    Progress,
+    /// Nothing to read yet.
+    Empty,
+    Failed(io::Error),
 }
 
 /// A second stream on `stream`'s own descriptor (no new descriptor, so a connection
@@ -256,6 +264,46 @@ mod tests {
             );
             assert_eq!(&rest[..], &payload[250_000..]);
             writer.await;
+        });
+    }
+
+    /// A peer that trickles a frame in pins about what it sent, however large the frame
+    /// it claims; one that sends a frame whole gets it in one allocation.
+    #[test]
+    fn memory_follows_the_bytes_that_arrived() {
+        crate::testing::run_on_executor(|| async {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            let mut peer = TcpStream::connect(addr).await.unwrap();
+            let stream = listener.accept().await.unwrap();
+            let step = 8 << 10;
+            let mut buf = BytesMut::new();
+            let mut sent = 0;
+            for piece in [1usize, 3, 20_000, 50_000] {
+                peer.write_all(&vec![7u8; piece]).await.unwrap();
+                sent += piece;
+                // Read until the claim of 1 MiB would need more than has been sent.
+                let _ = glommio::timer::timeout(Duration::from_millis(100), async {
+                    Ok(recv_exact_into(&stream, &mut buf, 1 << 20, step, Duration::ZERO).await)
+                })
+                .await;
+                assert_eq!(buf.len(), sent);
+                assert!(
+                    buf.capacity() <= 2 * sent + step,
+                    "{} bytes sent, {} committed",
+                    sent,
+                    buf.capacity()
+                );
+            }
+            let whole: Vec<u8> = (0..100_000u32).map(|i| i as u8).collect();
+            peer.write_all(&whole).await.unwrap();
+            glommio::timer::sleep(Duration::from_millis(50)).await;
+            let mut frame = BytesMut::new();
+            recv_exact_into(&stream, &mut frame, whole.len(), step, Duration::ZERO)
+                .await
+                .unwrap();
+            assert_eq!(&frame[..], &whole[..]);
+            assert_eq!(frame.capacity(), whole.len(), "grown more than once");
         });
     }
 

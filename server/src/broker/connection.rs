@@ -12,9 +12,9 @@
 //!
 //! Memory is budgeted ([`super::budget`]): a request's declared size is taken from the
 //! connection's budget (`connection_bytes_in_flight_max`) and the shard's
-//! (`shard_request_bytes_in_flight_max`; requests up to `SMALL_FRAME_BYTES` are counted
-//! there but do not wait) before its bytes are read, and given back once its handler
-//! is done; an answer's bytes are charged to the connection and to the
+//! (`shard_request_bytes_in_flight_max`; requests up to `SMALL_FRAME_BYTES` do not wait
+//! there, and are counted there once read) before its bytes are read, and given back
+//! once its handler is done; an answer's bytes are charged to the connection and to the
 //! shard (`shard_response_bytes_in_flight_max`) until they are written. While a budget
 //! is spent, requests wait in the socket, where TCP holds the client back.
 //!
@@ -49,13 +49,21 @@ use crate::api::{self, Answer};
 use crate::metrics;
 use crate::protocol::RequestHeader;
 
-/// Capacity a request frame gets at a time, once bytes of it are waiting on the socket
-/// (never on the size prefix's word alone). A 1 MiB batch plus its request header fits
-/// the first step, so it is never moved by a regrowth.
+/// Capacity a large request frame (over `SMALL_FRAME_BYTES`, so holding its place in
+/// the shard's budget) gets at a time, once bytes of it are waiting on the socket (never
+/// on the size prefix's word alone). A 1 MiB batch plus its request header fits the
+/// first step, so it is never moved by a regrowth.
 const GROWTH_STEP_BYTES: usize = 4 << 20;
 /// Frames up to this size get their buffer before their bytes arrive, saving the
-/// readiness probe (a system call) on small requests; what a silent peer can pin this
-/// way stays small.
+/// readiness probe (a system call) on the smallest requests (one-record produces,
+/// fetches, heartbeats, commits). Larger small frames grow by what is waiting on the
+/// socket, at least this much at a time. So a silent peer pins at most this much
+/// (`connections_max` x 8 KiB, 78 MiB with the defaults) and a trickling one about
+/// twice what it sent, not what it declared.
+const PREALLOCATED_FRAME_BYTES: usize = 8 << 10;
+/// Requests up to this size never wait for the shard's request budget, so fetches,
+/// heartbeats and commits are not queued behind bulk produces; they are counted on it
+/// once their bytes are in.
 const SMALL_FRAME_BYTES: usize = 128 << 10;
 
 /// Responses a connection may have outstanding (pipelined acks=all produces) before
@@ -354,21 +362,23 @@ async fn read_requests(
         // Room for the request, in this connection and then on this shard; until then
         // its bytes wait in the socket. (Configuration keeps both budgets at least
         // `request_max_bytes`, so a request always fits an empty budget.) A small
-        // request is counted on the shard but never waits there: fetches, heartbeats
-        // and commits are not queued behind bulk produces (or behind clients that
-        // declare large requests and send them slowly), and what they hold is bounded
-        // by `connections_max` times `SMALL_FRAME_BYTES`.
+        // request never waits on the shard: fetches, heartbeats and commits are not
+        // queued behind bulk produces (or behind clients that declare large requests
+        // and send them slowly). It is counted there once its bytes are in, so peers
+        // that declare small requests and go silent do not spend the shard's budget
+        // (and what they pin is `PREALLOCATED_FRAME_BYTES` each, see `read_frame`).
         let in_connection = budget.take(size).await;
-        let on_shard = if size <= SMALL_FRAME_BYTES {
-            shard.request_budget.charge(size)
+        let waited_on_shard = if size > SMALL_FRAME_BYTES {
+            Some(shard.request_budget.take(size).await)
         } else {
-            shard.request_budget.take(size).await
+            None
         };
         let pace = Pace {
             timeout: shard.config.request_read_timeout,
             min_bytes_per_sec: shard.config.request_read_min_bytes_per_sec,
         };
         let frame = read_frame(stream, size, pace, idle).await?;
+        let on_shard = waited_on_shard.unwrap_or_else(|| shard.request_budget.charge(size));
         let (mut header, body_at) = match RequestHeader::decode(&frame) {
             Ok(Some(h)) => h,
             Ok(None) => {
@@ -479,17 +489,22 @@ async fn read_frame(
     pace: Pace,
     idle: Duration,
 ) -> Result<BytesMut, String> {
-    let mut frame = if size <= SMALL_FRAME_BYTES {
+    let mut frame = if size <= PREALLOCATED_FRAME_BYTES {
         BytesMut::with_capacity(size)
     } else {
         BytesMut::new()
+    };
+    let growth = if size <= SMALL_FRAME_BYTES {
+        PREALLOCATED_FRAME_BYTES
+    } else {
+        GROWTH_STEP_BYTES
     };
     let started = Instant::now();
     while frame.len() < size {
         let step = (size - frame.len()).min(GROWTH_STEP_BYTES);
         let paced = pace.allowed(frame.len() + step);
         let left = paced.min(idle).saturating_sub(started.elapsed());
-        let read = recv_exact_into(stream, &mut frame, step, GROWTH_STEP_BYTES, Duration::ZERO);
+        let read = recv_exact_into(stream, &mut frame, step, growth, Duration::ZERO);
         match within(left, read).await {
             Some(done) => done.map_err(|e| format!("frame of {size} bytes cut short: {e}"))?,
             None if idle <= paced => {
