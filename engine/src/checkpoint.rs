@@ -23,7 +23,7 @@
 //! to its data and written its indexes. Its presence lets the next open skip re-validating
 //! the active segment. Open removes it, durably, before the log accepts writes.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::error::Result;
 use crate::fsutil;
@@ -70,9 +70,10 @@ pub fn read_log_start(dir: &Path) -> Result<u64> {
     })
 }
 
-/// Durably writes the checkpoint (blocking).
-pub fn write_log_start(dir: &Path, offset: u64) -> Result<()> {
-    fsutil::write_durable(&dir.join(LOG_START_FILE), &encode_log_start(offset))
+/// The checkpoint of `offset` for the log in `dir`: its path and bytes, for
+/// [`fsutil::write_durable_off_executor`].
+pub fn log_start_file(dir: &Path, offset: u64) -> (PathBuf, Vec<u8>) {
+    (dir.join(LOG_START_FILE), encode_log_start(offset).to_vec())
 }
 
 #[cfg(test)]

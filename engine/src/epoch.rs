@@ -22,7 +22,7 @@
 //! A damaged file is an error at open (the log cannot check its tail without it); a
 //! missing one means no epoch was recorded yet, and batches must carry epoch 0.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::fsutil;
@@ -166,9 +166,15 @@ impl LeaderEpochCache {
         }
     }
 
-    /// Durably writes the checkpoint (blocking).
+    /// Durably writes the checkpoint (blocking: where a log opens).
     pub fn write(&self, dir: &Path) -> Result<()> {
-        fsutil::write_durable(&dir.join(EPOCH_FILE), &self.encode())
+        let (path, bytes) = self.file(dir);
+        fsutil::write_durable(&path, &bytes)
+    }
+
+    /// The checkpoint's path and bytes, for [`fsutil::write_durable_off_executor`].
+    pub fn file(&self, dir: &Path) -> (PathBuf, Vec<u8>) {
+        (dir.join(EPOCH_FILE), self.encode())
     }
 }
 

@@ -1,5 +1,7 @@
 //! Fault injection for tests: a per-executor plan the storage layer consults before each
-//! segment write, segment fdatasync, segment truncation and segment preallocation.
+//! segment write, segment fdatasync, segment truncation and segment preallocation, and
+//! before each durable write or read of a small file (offset and time indexes, the log
+//! start checkpoint, the leader epoch checkpoint, the clean shutdown marker).
 //!
 //! The broker never installs a plan; a check without one is a thread-local read. A plan
 //! is a closure that sees each operation (kind, file, length) and answers with nothing
@@ -8,7 +10,9 @@
 //!   as a write or fdatasync the device refused;
 //! - [`Fault::Short`]: a write puts only a block-aligned prefix of its bytes in the file
 //!   and reports the shorter length, as a write cut short by a full disk; followed by a
-//!   crash (the log dropped without closing) it leaves a torn write for recovery.
+//!   crash (the log dropped without closing) it leaves a torn write for recovery. A small
+//!   file's write leaves that prefix in its temporary file and fails, as a crash in the
+//!   middle of it would.
 //!
 //! The plan lives in a thread local because a log belongs to one executor thread; install
 //! it on the executor that runs the log ([`install`] returns a guard that removes it).
@@ -28,6 +32,11 @@ pub enum Op {
     Truncate,
     /// Preallocating a new segment file.
     Allocate,
+    /// Writing a small file durably (temporary file, fsync, rename, fsync the directory):
+    /// an index, a checkpoint, the clean shutdown marker. The length is the file's.
+    SmallWrite,
+    /// Reading a small file when a log opens.
+    SmallRead,
 }
 
 /// What the operation does instead.
@@ -36,7 +45,9 @@ pub enum Fault {
     /// Fails with this errno, having done nothing.
     Fail(i32),
     /// For [`Op::Write`]: only the first `n` bytes, rounded down to a 4 KiB block, are
-    /// written; the write reports that many. Other operations treat it as `Fail(EIO)`.
+    /// written; the write reports that many. For [`Op::SmallWrite`]: the first `n` bytes
+    /// go into the temporary file and the write fails with EIO. Other operations treat
+    /// it as `Fail(EIO)`.
     Short(usize),
 }
 

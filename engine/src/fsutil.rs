@@ -5,6 +5,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::error::{IoContext, Result};
+use crate::faults::{self, Fault, Op};
 
 /// Digits in a segment file name: enough for any `u64` offset, zero-padded so that names
 /// sort like offsets (as Kafka's do).
@@ -40,15 +41,55 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
 
 /// Writes `bytes` to `path` so that after a crash the file holds either its old contents or
 /// all of `bytes`: write a temporary file, fsync it, rename it over `path`, fsync the
-/// directory. Blocking; callers on an executor run it through `spawn_blocking`.
+/// directory. Blocking: on an executor, only where blocking is acceptable (opening a
+/// log); elsewhere [`write_durable_off_executor`].
 pub fn write_durable(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_durable_unless(
+        path,
+        bytes,
+        faults::check(Op::SmallWrite, path, bytes.len()),
+    )
+}
+
+/// [`write_durable`] of each file in turn on a blocking thread, stopping at the first
+/// error. The executor's fault plan is asked on the executor (its thread), before.
+pub async fn write_durable_off_executor(files: Vec<(PathBuf, Vec<u8>)>) -> Result<()> {
+    let mut planned = Vec::with_capacity(files.len());
+    for (path, bytes) in &files {
+        let fault = faults::check(Op::SmallWrite, path, bytes.len());
+        planned.push(fault);
+        if fault.is_some() {
+            break; // the files after it are not written
+        }
+    }
+    glommio::executor()
+        .spawn_blocking(move || {
+            for ((path, bytes), fault) in files.iter().zip(planned) {
+                write_durable_unless(path, bytes, fault)?;
+            }
+            Ok(())
+        })
+        .await
+}
+
+/// [`write_durable`], or what `fault` makes of it: nothing done, or (`Short`) a prefix
+/// of the bytes left in the temporary file, as a crash in the middle leaves it.
+fn write_durable_unless(path: &Path, bytes: &[u8], fault: Option<Fault>) -> Result<()> {
     let tmp = path.with_extension("tmp");
+    if let Some(f @ Fault::Fail(_)) = fault {
+        return Err(crate::Error::io("create", &tmp, f.error()));
+    }
     let mut f = OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
         .open(&tmp)
         .ctx("create", &tmp)?;
+    if let Some(Fault::Short(n)) = fault {
+        f.write_all(&bytes[..n.min(bytes.len())])
+            .ctx("write", &tmp)?;
+        return Err(crate::Error::io("write", &tmp, Fault::Short(n).error()));
+    }
     f.write_all(bytes).ctx("write", &tmp)?;
     f.sync_all().ctx("fsync", &tmp)?;
     drop(f);
@@ -56,9 +97,14 @@ pub fn write_durable(path: &Path, bytes: &[u8]) -> Result<()> {
     sync_dir(path.parent().unwrap_or(Path::new(".")))
 }
 
-/// Reads a whole small file, `None` if it does not exist.
+/// Reads a whole small file, `None` if it does not exist. (Blocking: small files are
+/// read when a log opens.)
 pub fn read_optional(path: &Path) -> Result<Option<Vec<u8>>> {
-    match fs::read(path) {
+    let read = match faults::check(Op::SmallRead, path, 0) {
+        Some(f) => Err(f.error()),
+        None => fs::read(path),
+    };
+    match read {
         Ok(b) => Ok(Some(b)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(crate::Error::io("read", path, e)),

@@ -501,11 +501,7 @@ impl PartitionLog {
         }
         let mut next = self.state.borrow().epochs.clone();
         if next.assign(epoch, log_end) {
-            let dir = self.dir.clone();
-            let to_write = next.clone();
-            glommio::executor()
-                .spawn_blocking(move || to_write.write(&dir))
-                .await?;
+            fsutil::write_durable_off_executor(vec![next.file(&self.dir)]).await?;
         }
         self.state.borrow_mut().epochs = next;
         Ok(())
@@ -657,9 +653,7 @@ impl PartitionLog {
             active.seal_time_index();
             (active.next_offset, active.encoded_indexes())
         };
-        glommio::executor()
-            .spawn_blocking(move || Segment::write_indexes_blocking(old_indexes.0, old_indexes.1))
-            .await?;
+        fsutil::write_durable_off_executor(old_indexes).await?;
         let seg = create_segment(&self.dir, next, &self.config()).await?;
         let mut st = self.state.borrow_mut();
         st.appender = Appender::resume(
@@ -948,9 +942,7 @@ impl PartitionLog {
             return Ok(start);
         }
         self.delete_segments_below(offset).await?;
-        let dir = self.dir.clone();
-        glommio::executor()
-            .spawn_blocking(move || checkpoint::write_log_start(&dir, offset))
+        fsutil::write_durable_off_executor(vec![checkpoint::log_start_file(&self.dir, offset)])
             .await?;
         self.state.borrow_mut().log_start = offset;
         Ok(offset)
@@ -1149,10 +1141,7 @@ impl PartitionLog {
             st.epochs.truncate_from(new_end).then(|| st.epochs.clone())
         };
         if let Some(epochs) = epochs {
-            let dir = self.dir.clone();
-            glommio::executor()
-                .spawn_blocking(move || epochs.write(&dir))
-                .await?;
+            fsutil::write_durable_off_executor(vec![epochs.file(&self.dir)]).await?;
         }
         self.cache.borrow_mut().truncate(self.cache_id, new_end);
         Ok(new_end)
@@ -1166,20 +1155,16 @@ impl PartitionLog {
         let _order = self.lock_appends().await?;
         self.state.borrow().writable()?;
         self.finish_active().await?;
-        let indexes = {
+        let mut files = {
             let mut st = self.state.borrow_mut();
             st.closed = true;
             let active = st.active_mut();
             active.seal_time_index();
             active.encoded_indexes()
         };
-        let marker = self.dir.join(checkpoint::CLEAN_SHUTDOWN_FILE);
-        glommio::executor()
-            .spawn_blocking(move || {
-                Segment::write_indexes_blocking(indexes.0, indexes.1)?;
-                fsutil::write_durable(&marker, b"")
-            })
-            .await?;
+        // The marker last: it vouches for the indexes.
+        files.push((self.dir.join(checkpoint::CLEAN_SHUTDOWN_FILE), Vec::new()));
+        fsutil::write_durable_off_executor(files).await?;
         self.queue.close();
         self.high_watermark_moved.notify(usize::MAX);
         Ok(())

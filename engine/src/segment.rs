@@ -137,21 +137,12 @@ impl Segment {
         }
     }
 
-    /// Writes both index files durably (blocking; run off the executor).
-    pub fn write_indexes_blocking(
-        index: (PathBuf, Vec<u8>),
-        time: (PathBuf, Vec<u8>),
-    ) -> Result<()> {
-        fsutil::write_durable(&index.0, &index.1)?;
-        fsutil::write_durable(&time.0, &time.1)
-    }
-
-    /// The index files' paths and bytes, for [`Segment::write_indexes_blocking`].
-    pub fn encoded_indexes(&self) -> ((PathBuf, Vec<u8>), (PathBuf, Vec<u8>)) {
-        (
+    /// The index files' paths and bytes, for [`fsutil::write_durable_off_executor`].
+    pub fn encoded_indexes(&self) -> Vec<(PathBuf, Vec<u8>)> {
+        vec![
             (self.index_path(), self.offset_index.encode()),
             (self.time_index_path(), self.time_index.encode()),
-        )
+        ]
     }
 
     /// Removes the segment's files (the open file stays readable for readers holding it).
@@ -190,11 +181,11 @@ pub(crate) fn list_segments(dir: &Path) -> Result<Vec<u64>> {
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
         match fsutil::parse_segment_name(name) {
+            // A durable write's temporary file (`<base>.tmp` for an index) that a crash
+            // or a failed write left behind; the file it was to replace is intact.
+            _ if name.ends_with(".tmp") => fsutil::remove_if_exists(&entry.path())?,
             Some((base, LOG_EXT)) => logs.push(base),
             Some((base, ext)) => others.push((base, ext.to_string(), entry.path())),
-            None if name.ends_with(".tmp") => {
-                fsutil::remove_if_exists(&entry.path())?;
-            }
             None => {}
         }
     }

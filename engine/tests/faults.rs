@@ -1,8 +1,10 @@
 //! Randomised disk faults under a partition log: failed and short segment writes (EIO,
 //! ENOSPC), failed fdatasyncs, failed truncations at a roll, ENOSPC when a new segment
-//! is preallocated, and torn tails left by a crash after a short write. Faults are
-//! injected through `corelog_engine::faults` into one log ("faulty") while a second log
-//! on the same executor ("healthy") runs without faults.
+//! is preallocated, failed and torn writes of index files and the clean shutdown marker
+//! (at rolls and while closing), failed reads and writes of small files while opening,
+//! and torn tails left by a crash after a short write. Faults are injected through
+//! `corelog_engine::faults` into one log ("faulty") while a second log on the same
+//! executor ("healthy") runs without faults.
 //!
 //! Rules checked:
 //! - a flush that fails acknowledges nothing: the model only counts as acknowledged what
@@ -11,8 +13,11 @@
 //!   data is durable: every append and flush is refused and the high watermark stays
 //!   where it was, until the log is reopened from what is really on disk (the fsyncgate
 //!   rule: no blind retry of the fdatasync);
-//! - a full disk at a roll (ENOSPC at preallocation) fails that append only: the log is
-//!   not failed, and the next append tries the roll again;
+//! - a full disk at a roll (ENOSPC at preallocation) or a failed index write there fails
+//!   that append only: the log is not failed, and the next append tries the roll again;
+//! - an open that meets a failed read or write fails with an error (no panic), and the
+//!   next open finds everything; a close that fails is a crash, and loses nothing
+//!   acknowledged;
 //! - reads of acknowledged data keep working on a failed log;
 //! - after a crash, with or without a torn tail, reopening keeps every acknowledged batch
 //!   byte for byte, and what survives beyond them is a prefix of what was appended;
@@ -54,6 +59,8 @@ struct Injected {
     sync_eio: u32,
     truncate_eio: u32,
     allocate_enospc: u32,
+    small_write_faults: u32,
+    small_read_eio: u32,
 }
 
 /// What the seed went through.
@@ -67,6 +74,8 @@ struct Coverage {
     crashes: u32,
     torn_tails: u32,
     clean_closes: u32,
+    failed_closes: u32,
+    failed_opens: u32,
     unflushed_survived: usize,
 }
 
@@ -135,6 +144,47 @@ fn plan(
             Op::Allocate if rng.gen_bool(0.2) => {
                 inj.allocate_enospc += 1;
                 Some(Fault::Fail(libc::ENOSPC))
+            }
+            Op::SmallWrite if rng.gen_bool(0.1) => {
+                inj.small_write_faults += 1;
+                Some(match rng.gen_range(0..3) {
+                    0 => Fault::Fail(libc::EIO),
+                    1 => Fault::Fail(libc::ENOSPC),
+                    _ => Fault::Short(rng.gen_range(0..=len)),
+                })
+            }
+            _ => None,
+        }
+    })
+}
+
+/// A plan for one open of the log in `dir`: each small file read fails with EIO with a
+/// probability that makes about one failure per open, each small file write (the epoch
+/// checkpoint after a crash) one time in five.
+fn open_plan(dir: PathBuf, seed: u64, injected: Rc<RefCell<Injected>>) -> faults::Plan {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    // Two index files per segment, the epoch and log start checkpoints.
+    let segments = std::fs::read_dir(&dir).map_or(0, |d| {
+        d.filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "log"))
+        })
+        .count()
+    });
+    let p_read = 1.0 / (2 * segments + 2) as f64;
+    Box::new(move |op: Op, path: &Path, len: usize| {
+        if !path.starts_with(&dir) {
+            return None;
+        }
+        let mut inj = injected.borrow_mut();
+        match op {
+            Op::SmallRead if rng.gen_bool(p_read) => {
+                inj.small_read_eio += 1;
+                Some(Fault::Fail(libc::EIO))
+            }
+            Op::SmallWrite if rng.gen_bool(0.2) => {
+                inj.small_write_faults += 1;
+                Some(Fault::Short(rng.gen_range(0..=len)))
             }
             _ => None,
         }
@@ -218,6 +268,22 @@ fn run_seed(seed: u64) -> (Injected, Coverage) {
         let mut tag = 0u64;
         for lifetime in 0..12 {
             cov.lifetimes += 1;
+            if rng.gen_bool(0.4) {
+                let _plan =
+                    faults::install(open_plan(faulty_dir.clone(), rng.gen(), injected.clone()));
+                match PartitionLog::open(&faulty_dir, config(), no_cache()).await {
+                    // Checked below, after the next open, as any other lifetime's end.
+                    Ok(log) => drop(log),
+                    Err(e) => {
+                        cov.failed_opens += 1;
+                        let e = e.to_string();
+                        assert!(
+                            e.contains(&*faulty_dir.to_string_lossy()),
+                            "seed {seed}: an open's error does not name the file: {e}"
+                        );
+                    }
+                }
+            }
             let log = PartitionLog::open(&faulty_dir, config(), no_cache())
                 .await
                 .unwrap_or_else(|e| panic!("seed {seed}: reopen {lifetime}: {e}"));
@@ -289,9 +355,10 @@ fn run_seed(seed: u64) -> (Injected, Coverage) {
                                 cov.refused_appends += 1;
                                 if log.failure().is_none() {
                                     // Refused without failing the log: only a roll that
-                                    // could not preallocate does that. With the disk well
-                                    // again, the next append goes through, rolling first
-                                    // (unless a write faulted earlier fails the log now).
+                                    // could not preallocate or write the sealed segment's
+                                    // indexes does that. With the disk well again, the
+                                    // next append goes through, rolling first (unless a
+                                    // write faulted earlier fails the log now).
                                     enabled.set(false);
                                     tag += 1;
                                     let rolls = log.stats().rolls;
@@ -356,9 +423,20 @@ fn run_seed(seed: u64) -> (Injected, Coverage) {
                 }
                 model.advance(log.high_watermark());
             }
-            drop(_plan);
             model.advance(log.high_watermark());
-            if log.failure().is_none() && rng.gen_bool(0.3) && log.close().await.is_ok() {
+            // Closing with the plan still on: a close that fails (a write, an fdatasync,
+            // an index or the marker) is a crash.
+            let closed = if log.failure().is_none() && rng.gen_bool(0.5) {
+                let ok = log.close().await.is_ok();
+                if !ok {
+                    cov.failed_closes += 1;
+                }
+                ok
+            } else {
+                false
+            };
+            drop(_plan);
+            if closed {
                 cov.clean_closes += 1;
                 model.advance(model.end());
             } else {
@@ -400,6 +478,10 @@ fn acknowledged_data_survives_disk_faults_and_failed_logs_refuse() {
         total.0.sync_eio += i.sync_eio;
         total.0.truncate_eio += i.truncate_eio;
         total.0.allocate_enospc += i.allocate_enospc;
+        total.0.small_write_faults += i.small_write_faults;
+        total.0.small_read_eio += i.small_read_eio;
+        total.1.failed_opens += c.failed_opens;
+        total.1.failed_closes += c.failed_closes;
         total.1.failed_logs += c.failed_logs;
         total.1.rolls_after_enospc += c.rolls_after_enospc;
         total.1.torn_tails += c.torn_tails;
@@ -419,6 +501,10 @@ fn acknowledged_data_survives_disk_faults_and_failed_logs_refuse() {
             ("failed fdatasyncs", i.sync_eio),
             ("failed truncations", i.truncate_eio),
             ("ENOSPC preallocations", i.allocate_enospc),
+            ("failed small-file writes", i.small_write_faults),
+            ("failed small-file reads", i.small_read_eio),
+            ("failed opens", c.failed_opens),
+            ("failed closes", c.failed_closes),
             ("failed logs", c.failed_logs),
             ("rolls retried after ENOSPC", c.rolls_after_enospc),
             ("torn tails", c.torn_tails),
