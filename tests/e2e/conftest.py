@@ -16,6 +16,7 @@ a file; a failing test's report shows the last lines of every broker it used.
 import itertools
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -50,9 +51,27 @@ class BrokerError(AssertionError):
 
 
 def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free port below the kernel's ephemeral range. A port from that range (what
+    binding port 0 gives) can be handed to a client's outgoing connection while the
+    broker is down: a reconnect to 127.0.0.1:P from local port P then connects to itself
+    (TCP simultaneous open), holds the port so the broker cannot restart on it, and
+    waits for answers from itself. The crash loop met exactly that in CI: the restart
+    failed with EADDRINUSE and two consumers hung in commit()."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768  # Linux's default
+    rng = random.SystemRandom()
+    for _ in range(100):
+        port = rng.randrange(max(1024, low - 16384), low)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port found below the ephemeral range (from {low})")
 
 
 def toml_value(value):
@@ -137,13 +156,26 @@ class Broker:
                                   f"connections\n{self.log_tail()}")
             try:
                 socket.create_connection((self.host, self.port), timeout=0.5).close()
-                return
             except OSError:
                 pass
+            else:
+                # Something took the connection; it must be this process, which says so
+                # once it listens. (CI once saw a restart that failed with EADDRINUSE
+                # count as started, and its clients hang.)
+                if self.proc.poll() is None and self.serving_since_last_start():
+                    return
             if time.monotonic() > deadline:
                 raise BrokerError(f"{self.name} did not accept connections on {self.bootstrap} "
                                   f"within {timeout} s\n{self.log_tail()}")
             time.sleep(0.05)
+
+    def serving_since_last_start(self):
+        """The log says, since the last start, that the broker listens."""
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return False
+        return "serving Kafka on" in text.rsplit("--- start #", 1)[-1]
 
     def stop(self, timeout=STOP_TIMEOUT_S):
         """SIGTERM, then require exit code 0 within `timeout` seconds."""
