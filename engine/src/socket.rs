@@ -54,8 +54,28 @@ pub async fn recv_exact_into(
                 buf.reserve(missing.min(step.max(waiting as usize)));
                 Recv::Progress
             } else {
-                // Nothing queued, or the end of the stream: the wait below tells which.
-                Recv::Empty
+                // FIONREAD counts only up to an urgent (MSG_OOB) mark, so 0 does not mean
+                // empty: peek. Taking 0 for empty there made the wait below return at
+                // once, for ever, without the task ever yielding: a peer could spin a
+                // shard with one urgent byte (found in review).
+                let mut probe = 0u8;
+                // SAFETY: recv writes at most one byte into `probe`.
+                let g = unsafe {
+                    libc::recv(
+                        fd,
+                        (&mut probe as *mut u8).cast::<libc::c_void>(),
+                        1,
+                        libc::MSG_DONTWAIT | libc::MSG_PEEK,
+                    )
+                };
+                if g > 0 {
+                    buf.reserve(missing.min(step));
+                    Recv::Progress
+                } else if g == 0 {
+                    return Err(io::ErrorKind::UnexpectedEof.into());
+                } else {
+                    would_block_or(io::Error::last_os_error())
+                }
             }
         } else {
             let room = (buf.capacity() - buf.len()).min(missing);
@@ -80,12 +100,7 @@ pub async fn recv_exact_into(
             } else if g == 0 {
                 return Err(io::ErrorKind::UnexpectedEof.into());
             } else {
-                let e = io::Error::last_os_error();
-                match e.kind() {
-                    io::ErrorKind::WouldBlock => Recv::Empty,
-                    io::ErrorKind::Interrupted => Recv::Progress,
-                    _ => Recv::Failed(e),
-                }
+                would_block_or(io::Error::last_os_error())
             }
         };
         match outcome {
@@ -108,6 +123,15 @@ pub async fn recv_exact_into(
         }
     }
     Ok(())
+}
+
+/// A failed non-blocking `recv`: nothing to read yet, try again, or the error.
+fn would_block_or(e: io::Error) -> Recv {
+    match e.kind() {
+        io::ErrorKind::WouldBlock => Recv::Empty,
+        io::ErrorKind::Interrupted => Recv::Progress,
+        _ => Recv::Failed(e),
+    }
 }
 
 /// What one non-blocking step of [`recv_exact_into`] found.
@@ -279,7 +303,7 @@ mod tests {
             let step = 8 << 10;
             let mut buf = BytesMut::new();
             let mut sent = 0;
-            for piece in [1usize, 3, 20_000, 50_000] {
+            for piece in [1usize, 3, 20_000, 30_000] {
                 peer.write_all(&vec![7u8; piece]).await.unwrap();
                 sent += piece;
                 // Read until the claim of 1 MiB would need more than has been sent.
@@ -295,16 +319,81 @@ mod tests {
                     buf.capacity()
                 );
             }
-            let whole: Vec<u8> = (0..100_000u32).map(|i| i as u8).collect();
-            peer.write_all(&whole).await.unwrap();
-            glommio::timer::sleep(Duration::from_millis(50)).await;
+            let whole: Vec<u8> = (0..30_000u32).map(|i| i as u8).collect();
+            let sent = whole.clone();
+            let writer = glommio::spawn_local(async move {
+                peer.write_all(&sent).await.unwrap();
+                peer
+            });
+            // Until the whole frame waits on the socket (bounded: a host whose buffers
+            // hold less reads it in parts, and the assertion below says so).
+            for _ in 0..200 {
+                if queued(&stream) >= whole.len() {
+                    break;
+                }
+                glommio::timer::sleep(Duration::from_millis(5)).await;
+            }
             let mut frame = BytesMut::new();
             recv_exact_into(&stream, &mut frame, whole.len(), step, Duration::ZERO)
                 .await
                 .unwrap();
             assert_eq!(&frame[..], &whole[..]);
             assert_eq!(frame.capacity(), whole.len(), "grown more than once");
+            drop(writer.await);
         });
+    }
+
+    /// Bytes waiting on `stream`, as FIONREAD counts them.
+    fn queued(stream: &TcpStream) -> usize {
+        let mut n: libc::c_int = 0;
+        // SAFETY: FIONREAD writes one int.
+        assert!(unsafe { libc::ioctl(stream.as_raw_fd(), libc::FIONREAD, &mut n) } >= 0);
+        n as usize
+    }
+
+    /// An urgent (MSG_OOB) byte right where the buffer is full: FIONREAD counts 0 there
+    /// though bytes follow. Reading must go on past it (the urgent byte itself is not
+    /// part of the stream) instead of spinning without yielding, which hung the executor
+    /// (so the reader runs on a thread of its own, watched with a deadline).
+    #[test]
+    fn an_urgent_byte_does_not_stall_the_reader() {
+        let (done, result) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            crate::testing::run_on_executor(|| async move {
+                let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+                let addr = listener.local_addr().unwrap();
+                let mut peer = TcpStream::connect(addr).await.unwrap();
+                let stream = listener.accept().await.unwrap();
+                peer.write_all(&[1u8; 64]).await.unwrap();
+                // SAFETY: sends one byte from a live buffer on an open socket.
+                let sent = unsafe {
+                    libc::send(
+                        peer.as_raw_fd(),
+                        b"!".as_ptr().cast::<libc::c_void>(),
+                        1,
+                        libc::MSG_OOB,
+                    )
+                };
+                assert_eq!(sent, 1);
+                peer.write_all(&[2u8; 5]).await.unwrap();
+                glommio::timer::sleep(Duration::from_millis(20)).await;
+                // A first step of exactly the 64 bytes before the mark fills the buffer.
+                let mut buf = BytesMut::new();
+                let read = glommio::timer::timeout(Duration::from_secs(5), async {
+                    Ok(recv_exact_into(&stream, &mut buf, 69, 64, Duration::ZERO).await)
+                })
+                .await;
+                done.send((read.is_ok(), buf.to_vec())).unwrap();
+                drop(peer);
+            });
+        });
+        let (finished, got) = result
+            .recv_timeout(Duration::from_secs(20))
+            .expect("the reader spun at the urgent mark without yielding");
+        assert!(finished, "the read did not finish");
+        let mut want = vec![1u8; 64];
+        want.extend([2u8; 5]);
+        assert_eq!(got, want);
     }
 
     /// A peer that is expected to send a large frame and sends nothing (slowloris)

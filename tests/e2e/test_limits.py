@@ -358,15 +358,15 @@ def test_a_trickled_request_is_cut_off_at_the_request_pace(broker_factory, topic
         trickler.close()
 
 
-def test_silent_small_requests_spend_neither_memory_nor_the_shard_budget(broker_factory,
-                                                                          topic_name):
+def test_quiet_small_requests_do_not_spend_the_shard_budget(broker_factory, topic_name):
     """300 connections each declare a 128 KiB request (the largest that never waits for
     the shard's request budget), send 100 bytes of it and go quiet. A small request is
     counted on the shard once its bytes are in, and its buffer grows with what arrives,
     so another client's 3 MiB produce, which must take from the 8 MiB shard budget, is
     answered at once, not after the quiet ones are cut off (request_read_timeout_ms,
     60 s here). Counted at their declared size (300 x 128 KiB = 37.5 MiB), as before,
-    they kept it waiting until then."""
+    they kept it waiting until then. (The memory they pin is checked by
+    socket::tests::memory_follows_the_bytes_that_arrived.)"""
     b = broker_factory(shards=1, config={
         "request_max_bytes": 4 * MIB,
         "message_max_bytes": 4 * MIB,
@@ -394,3 +394,30 @@ def test_silent_small_requests_spend_neither_memory_nor_the_shard_budget(broker_
     finally:
         for s in quiet:
             s.close()
+
+
+def test_an_urgent_byte_mid_request_does_not_stall_the_shard(broker_factory, topic_name):
+    """A client declares a 16 KiB request, sends 8 KiB of it (the first step of its
+    buffer), one byte with MSG_OOB and a few more. The broker asked FIONREAD how much
+    was waiting, which counts only up to the urgent mark: 0, taken for "wait", whose
+    readiness check then returned at once, for ever, without yielding. The shard span
+    and every other connection on it stalled (found in review). Another client must be
+    answered meanwhile, and the urgent client cut off by the request pace."""
+    b = broker_factory(shards=1, config={"request_read_timeout_ms": 1000})
+    topic = topic_name()
+    create_topic(b.bootstrap, topic, partitions=1)
+    s = raw_socket(b.bootstrap)
+    try:
+        s.sendall(struct.pack(">i", 16 << 10) + b"\x00" * (8 << 10))
+        s.send(b"!", socket.MSG_OOB)
+        s.sendall(b"\x00" * 10)
+        time.sleep(0.3)
+        with kwire.Connection.to(b.bootstrap, timeout=10) as c:
+            timed("ApiVersions", c.api_versions, 5.0)
+            res = timed("a produce", lambda: c.produce(
+                {(topic, 0): kwire.encode_batch([(None, b"x")])}, acks=1), 5.0)
+            assert res[(topic, 0)].error_code == 0
+        wait_until(lambda: "request too slow" in b.log_path.read_text(errors="replace"),
+                   "the urgent client cut off at the request pace", timeout=10)
+    finally:
+        s.close()
