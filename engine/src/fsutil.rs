@@ -75,7 +75,11 @@ pub async fn write_durable_off_executor(files: Vec<(PathBuf, Vec<u8>)>) -> Resul
 /// [`write_durable`], or what `fault` makes of it: nothing done, or (`Short`) a prefix
 /// of the bytes left in the temporary file, as a crash in the middle leaves it.
 fn write_durable_unless(path: &Path, bytes: &[u8], fault: Option<Fault>) -> Result<()> {
-    let tmp = path.with_extension("tmp");
+    // `<name>.tmp`, not the name with its extension replaced: a segment's two index
+    // files (`<base>.index`, `<base>.timeindex`) must not share one.
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
     if let Some(f @ Fault::Fail(_)) = fault {
         return Err(crate::Error::io("create", &tmp, f.error()));
     }

@@ -181,8 +181,9 @@ pub(crate) fn list_segments(dir: &Path) -> Result<Vec<u64>> {
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
         match fsutil::parse_segment_name(name) {
-            // A durable write's temporary file (`<base>.tmp` for an index) that a crash
-            // or a failed write left behind; the file it was to replace is intact.
+            // A durable write's temporary file (`<base>.index.tmp`; `<base>.tmp` from
+            // before) that a crash or a failed write left behind; the file it was to
+            // replace is intact.
             _ if name.ends_with(".tmp") => fsutil::remove_if_exists(&entry.path())?,
             Some((base, LOG_EXT)) => logs.push(base),
             Some((base, ext)) => others.push((base, ext.to_string(), entry.path())),

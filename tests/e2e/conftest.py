@@ -56,22 +56,36 @@ def free_port():
     broker is down: a reconnect to 127.0.0.1:P from local port P then connects to itself
     (TCP simultaneous open), holds the port so the broker cannot restart on it, and
     waits for answers from itself. The crash loop met exactly that in CI: the restart
-    failed with EADDRINUSE and two consumers hung in commit()."""
+    failed with EADDRINUSE and two consumers hung in commit().
+
+    A port is handed out once per test run, so a stopped broker keeps its port for its
+    restart."""
     try:
         with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
             low = int(f.read().split()[0])
     except (OSError, ValueError, IndexError):
         low = 32768  # Linux's default
     rng = random.SystemRandom()
-    for _ in range(100):
-        port = rng.randrange(max(1024, low - 16384), low)
+    for _ in range(200):
+        if low > 2048:
+            port = rng.randrange(max(1024, low - 16384), low)
+        else:  # no room below the range: any free port
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                s.bind(("127.0.0.1", 0))
+                port = s.getsockname()[1]
+        if port in _PORTS_GIVEN:
+            continue
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
             try:
                 s.bind(("127.0.0.1", port))
             except OSError:
                 continue
-            return port
+        _PORTS_GIVEN.add(port)
+        return port
     raise RuntimeError(f"no free port found below the ephemeral range (from {low})")
+
+
+_PORTS_GIVEN = set()
 
 
 def toml_value(value):

@@ -479,10 +479,12 @@ impl Pace {
 }
 
 /// Reads a frame of `size` bytes at `pace` or faster, and within `idle` in any case.
-/// The pace is checked each time a growth step's worth of bytes (or the rest of the
-/// frame) is in, so a step's bytes may come unevenly, but each step must be complete by
+/// The pace is checked each time `GROWTH_STEP_BYTES` of it (or the rest of the frame)
+/// are in, so bytes may come unevenly within such a step, but each must be complete by
 /// the time the bytes received up to its end allow. (One timer per step: a frame up to
-/// a step long costs one timer, as before the pace.)
+/// a step long costs one timer, as before the pace.) The buffer grows as the bytes
+/// arrive: `PREALLOCATED_FRAME_BYTES` or more at a time for frames up to
+/// `SMALL_FRAME_BYTES`, else `GROWTH_STEP_BYTES`.
 async fn read_frame(
     stream: &mut TcpStream,
     size: usize,
