@@ -1,6 +1,6 @@
 //! Fault injection for tests: a per-executor plan the storage layer consults before each
-//! segment write, segment fdatasync, segment truncation and segment preallocation, and
-//! before each durable write or read of a small file (offset and time indexes, the log
+//! segment write, segment fdatasync, segment truncation, segment preallocation and
+//! segment read, and before each durable write or read of a small file (offset and time indexes, the log
 //! start checkpoint, the leader epoch checkpoint, the clean shutdown marker).
 //!
 //! The broker never installs a plan; a check without one is a thread-local read. A plan
@@ -37,6 +37,8 @@ pub enum Op {
     SmallWrite,
     /// Reading a small file when a log opens.
     SmallRead,
+    /// A direct-I/O read of a segment file (recovery's scans and checks, fetches).
+    Read,
 }
 
 /// What the operation does instead.

@@ -9,10 +9,11 @@
 use std::path::Path;
 
 use bytes::Bytes;
-use glommio::io::DmaFile;
+use glommio::io::{DmaFile, ReadResult};
 
 use crate::batch::{framed_len, RecordBatch, HEADER_BYTES, LOG_OVERHEAD};
 use crate::error::{IoContext, Result};
+use crate::faults;
 
 /// Bytes read per I/O while scanning.
 pub const SCAN_WINDOW_BYTES: usize = 1 << 20;
@@ -48,6 +49,18 @@ pub struct ScanParams {
     pub batch_bytes_max: usize,
 }
 
+/// `len` bytes of a segment file from `pos` (fewer at its end), through the fault plan
+/// (`faults.rs`).
+pub(crate) async fn read_at(
+    file: &DmaFile,
+    path: &Path,
+    pos: u64,
+    len: usize,
+) -> Result<ReadResult> {
+    faults::fail(faults::Op::Read, path).ctx("read segment", path)?;
+    file.read_at(pos, len).await.ctx("read segment", path)
+}
+
 /// Visits batches from `p.from` until `p.to`, the first invalid bytes, or until `visit`
 /// returns `false`. `visit` gets each batch's file position.
 pub async fn scan(
@@ -66,7 +79,7 @@ pub async fn scan(
     };
     while pos < p.to {
         let want = (p.to - pos).min(SCAN_WINDOW_BYTES as u64) as usize;
-        let window = file.read_at(pos, want).await.ctx("read segment", path)?;
+        let window = read_at(file, path, pos, want).await?;
         let mut consumed = 0usize;
         loop {
             let rest = &window[consumed..];
@@ -106,7 +119,7 @@ pub async fn scan(
                 &rest[..len]
             } else if consumed == 0 {
                 // A batch larger than the window: read it alone.
-                whole = file.read_at(at, len).await.ctx("read segment", path)?;
+                whole = read_at(file, path, at, len).await?;
                 if whole.len() < len {
                     return Ok(stop(at, next_offset, "segment file is short".into()));
                 }
@@ -185,7 +198,7 @@ pub async fn read_batches(
     batch_bytes_max: usize,
 ) -> Result<Option<(u64, Bytes)>> {
     let want = ((max_bytes.saturating_add(READ_SLACK_BYTES)) as u64).min(to - from) as usize;
-    let data = file.read_at(from, want).await.ctx("read segment", path)?;
+    let data = read_at(file, path, from, want).await?;
     let mut pos = 0usize;
     while let Some(b) = RecordBatch::from_prefix(&data[pos..]) {
         if b.last_offset() as u64 >= offset {
@@ -263,7 +276,7 @@ async fn read_batches_scanning(
     };
     // Read the first batch plus whatever of the limit follows, then keep whole batches.
     let want = (max_bytes.max(first_len) as u64).min(to - start) as usize;
-    let data = file.read_at(start, want).await.ctx("read segment", path)?;
+    let data = read_at(file, path, start, want).await?;
     let end = whole_batches_within(&data, max_bytes);
     if end == 0 {
         return Ok(None);

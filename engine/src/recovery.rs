@@ -155,11 +155,8 @@ async fn load_indexes(seg: &Segment, file_size: u64) -> Result<Option<(OffsetInd
         return Ok(None); // a closed segment with data always has a time index entry
     }
     if let Some(last) = offsets.last() {
-        let hdr = seg
-            .file
-            .read_at(last.position as u64, HEADER_BYTES)
-            .await
-            .ctx("read segment", &seg.log_path)?;
+        let hdr =
+            reader::read_at(&seg.file, &seg.log_path, last.position as u64, HEADER_BYTES).await?;
         let ok = hdr.len() == HEADER_BYTES
             && crate::batch::framed_len(&hdr).is_some()
             && i64::from_be_bytes(hdr[0..8].try_into().expect("8 bytes"))
@@ -316,9 +313,6 @@ pub(crate) async fn prepare_active(seg: &Segment, config: &LogConfig) -> Result<
     if tail_len == 0 {
         return Ok(Vec::new());
     }
-    let tail = file
-        .read_at(aligned, tail_len)
-        .await
-        .ctx("read segment tail", &seg.log_path)?;
+    let tail = reader::read_at(file, &seg.log_path, aligned, tail_len).await?;
     Ok(tail[..tail_len].to_vec())
 }

@@ -1,10 +1,10 @@
 //! Randomised disk faults under a partition log: failed and short segment writes (EIO,
 //! ENOSPC), failed fdatasyncs, failed truncations at a roll, ENOSPC when a new segment
 //! is preallocated, failed and torn writes of index files and the clean shutdown marker
-//! (at rolls and while closing), failed reads and writes of small files while opening,
-//! and torn tails left by a crash after a short write. Faults are injected through
-//! `corelog_engine::faults` into one log ("faulty") while a second log on the same
-//! executor ("healthy") runs without faults.
+//! (at rolls and while closing), failed segment reads and small-file reads and writes
+//! while opening, and torn tails left by a crash after a short write. Faults are
+//! injected through `corelog_engine::faults` into one log ("faulty") while a second log
+//! on the same executor ("healthy") runs without faults.
 //!
 //! Rules checked:
 //! - a flush that fails acknowledges nothing: the model only counts as acknowledged what
@@ -61,6 +61,7 @@ struct Injected {
     allocate_enospc: u32,
     small_write_faults: u32,
     small_read_eio: u32,
+    segment_read_eio: u32,
 }
 
 /// What the seed went through.
@@ -158,9 +159,10 @@ fn plan(
     })
 }
 
-/// A plan for one open of the log in `dir`: each small file read fails with EIO with a
-/// probability that makes about one failure per open, each small file write (the epoch
-/// checkpoint after a crash) one time in five.
+/// A plan for one open of the log in `dir`: each small file read, and each segment read
+/// of recovery (index checks, scans), fails with EIO with a probability that makes about
+/// one failure per open; each small file write (the epoch checkpoint after a crash) is
+/// torn one time in five.
 fn open_plan(dir: PathBuf, seed: u64, injected: Rc<RefCell<Injected>>) -> faults::Plan {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     // Two index files per segment, the epoch and log start checkpoints.
@@ -180,6 +182,10 @@ fn open_plan(dir: PathBuf, seed: u64, injected: Rc<RefCell<Injected>>) -> faults
         match op {
             Op::SmallRead if rng.gen_bool(p_read) => {
                 inj.small_read_eio += 1;
+                Some(Fault::Fail(libc::EIO))
+            }
+            Op::Read if rng.gen_bool(p_read) => {
+                inj.segment_read_eio += 1;
                 Some(Fault::Fail(libc::EIO))
             }
             Op::SmallWrite if rng.gen_bool(0.2) => {
@@ -480,6 +486,7 @@ fn acknowledged_data_survives_disk_faults_and_failed_logs_refuse() {
         total.0.allocate_enospc += i.allocate_enospc;
         total.0.small_write_faults += i.small_write_faults;
         total.0.small_read_eio += i.small_read_eio;
+        total.0.segment_read_eio += i.segment_read_eio;
         total.1.failed_opens += c.failed_opens;
         total.1.failed_closes += c.failed_closes;
         total.1.failed_logs += c.failed_logs;
@@ -503,6 +510,7 @@ fn acknowledged_data_survives_disk_faults_and_failed_logs_refuse() {
             ("ENOSPC preallocations", i.allocate_enospc),
             ("failed small-file writes", i.small_write_faults),
             ("failed small-file reads", i.small_read_eio),
+            ("failed segment reads at open", i.segment_read_eio),
             ("failed opens", c.failed_opens),
             ("failed closes", c.failed_closes),
             ("failed logs", c.failed_logs),
