@@ -1,8 +1,9 @@
 //! Randomised disk faults under a partition log: failed and short segment writes (EIO,
 //! ENOSPC), failed fdatasyncs, failed truncations at a roll, ENOSPC when a new segment
 //! is preallocated, failed and torn writes of index files and the clean shutdown marker
-//! (at rolls and while closing), failed segment reads and small-file reads and writes
-//! while opening, and torn tails left by a crash after a short write. Faults are
+//! (at rolls and while closing), failed segment reads (of a running log, and of recovery
+//! while opening), failed small-file reads and torn small-file writes while opening, and
+//! torn tails left by a crash after a short write. Faults are
 //! injected through `corelog_engine::faults` into one log ("faulty") while a second log
 //! on the same executor ("healthy") runs without faults.
 //!
@@ -18,7 +19,8 @@
 //! - an open that meets a failed read or write fails with an error (no panic), and the
 //!   next open finds everything; a close that fails is a crash, and loses nothing
 //!   acknowledged;
-//! - reads of acknowledged data keep working on a failed log;
+//! - reads of acknowledged data keep working on a failed log; a failed read fails only
+//!   itself (the log does not fail), and the read succeeds once the disk is well;
 //! - after a crash, with or without a torn tail, reopening keeps every acknowledged batch
 //!   byte for byte, and what survives beyond them is a prefix of what was appended;
 //! - the healthy log's appends and flushes all succeed throughout.
@@ -32,7 +34,7 @@ use std::cell::{Cell, RefCell};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
-use common::{batch, no_cache, read_all, run};
+use common::{batch, no_cache, read_all, run, try_read_all};
 use corelog_engine::batch::{self as batch_fmt, RecordBatch};
 use corelog_engine::faults::{self, Fault, Op};
 use corelog_engine::{AppendOptions, LogConfig, PartitionLog};
@@ -62,6 +64,7 @@ struct Injected {
     small_write_faults: u32,
     small_read_eio: u32,
     segment_read_eio: u32,
+    read_eio: u32,
 }
 
 /// What the seed went through.
@@ -77,6 +80,7 @@ struct Coverage {
     clean_closes: u32,
     failed_closes: u32,
     failed_opens: u32,
+    refused_reads: u32,
     unflushed_survived: usize,
 }
 
@@ -145,6 +149,10 @@ fn plan(
             Op::Allocate if rng.gen_bool(0.2) => {
                 inj.allocate_enospc += 1;
                 Some(Fault::Fail(libc::ENOSPC))
+            }
+            Op::Read if rng.gen_bool(0.02) => {
+                inj.read_eio += 1;
+                Some(Fault::Fail(libc::EIO))
             }
             Op::SmallWrite if rng.gen_bool(0.1) => {
                 inj.small_write_faults += 1;
@@ -401,7 +409,26 @@ fn run_seed(seed: u64) -> (Injected, Coverage) {
                         Err(_) => cov.refused_flushes += 1,
                     },
                     85..=94 => {
-                        let got = read_all(&log, rng.gen_range(100..40_000)).await;
+                        let max_bytes = rng.gen_range(100..40_000);
+                        let failed_before = log.failure().is_some();
+                        let got = match try_read_all(&log, max_bytes).await {
+                            Ok(got) => got,
+                            Err(e) => {
+                                // A failed read fails that read only: the log neither
+                                // fails nor refuses appends for it, and the same read
+                                // with the disk well again returns everything.
+                                cov.refused_reads += 1;
+                                assert_eq!(
+                                    log.failure().is_some(),
+                                    failed_before,
+                                    "seed {seed}: a failed read failed the log: {e}"
+                                );
+                                enabled.set(false);
+                                let got = read_all(&log, max_bytes).await;
+                                enabled.set(true);
+                                got
+                            }
+                        };
                         let hw = log.high_watermark();
                         model.advance(hw);
                         if got != model.acked {
@@ -487,6 +514,8 @@ fn acknowledged_data_survives_disk_faults_and_failed_logs_refuse() {
         total.0.small_write_faults += i.small_write_faults;
         total.0.small_read_eio += i.small_read_eio;
         total.0.segment_read_eio += i.segment_read_eio;
+        total.0.read_eio += i.read_eio;
+        total.1.refused_reads += c.refused_reads;
         total.1.failed_opens += c.failed_opens;
         total.1.failed_closes += c.failed_closes;
         total.1.failed_logs += c.failed_logs;
@@ -511,6 +540,7 @@ fn acknowledged_data_survives_disk_faults_and_failed_logs_refuse() {
             ("failed small-file writes", i.small_write_faults),
             ("failed small-file reads", i.small_read_eio),
             ("failed segment reads at open", i.segment_read_eio),
+            ("refused reads", c.refused_reads),
             ("failed opens", c.failed_opens),
             ("failed closes", c.failed_closes),
             ("failed logs", c.failed_logs),

@@ -49,10 +49,18 @@ pub fn split(data: &[bytes::Bytes]) -> Vec<(u64, Vec<u8>)> {
 
 /// Reads the whole log, from its start to the high watermark, in calls of `max_bytes`.
 pub async fn read_all(log: &corelog_engine::PartitionLog, max_bytes: usize) -> Vec<(u64, Vec<u8>)> {
+    try_read_all(log, max_bytes).await.expect("read")
+}
+
+/// [`read_all`], or the first read's error.
+pub async fn try_read_all(
+    log: &corelog_engine::PartitionLog,
+    max_bytes: usize,
+) -> corelog_engine::Result<Vec<(u64, Vec<u8>)>> {
     let mut out = Vec::new();
     let mut off = log.log_start_offset();
     while off < log.high_watermark() {
-        let part = split(&log.read(off, max_bytes).await.expect("read").batches);
+        let part = split(&log.read(off, max_bytes).await?.batches);
         let last = part
             .last()
             .expect("a read below the high watermark returns a batch");
@@ -62,5 +70,5 @@ pub async fn read_all(log: &corelog_engine::PartitionLog, max_bytes: usize) -> V
             + 1;
         out.extend(part);
     }
-    out
+    Ok(out)
 }
