@@ -21,7 +21,7 @@ use std::rc::Rc;
 
 use glommio::io::{DmaFile, ReadResult};
 
-use crate::error::{IoContext, Result};
+use crate::error::Result;
 
 /// Largest read-ahead of one log.
 pub(crate) const MAX_BYTES: usize = 4 << 20;
@@ -98,9 +98,7 @@ impl ReadAhead {
             return None;
         }
         let task = glommio::spawn_local(async move {
-            file.read_at(pos, len)
-                .await
-                .ctx("read segment ahead", path.as_path())
+            crate::reader::read_at(&file, path.as_path(), pos, len).await
         });
         Some(ReadAhead {
             offset,
