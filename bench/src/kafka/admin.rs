@@ -326,14 +326,7 @@ pub async fn describe_topic_configs(
     decoded(
         "DescribeConfigs",
         (|| {
-            d.i32()?; // throttle
-            if d.count(8)? != 1 {
-                return Err(DecodeError(
-                    "one resource asked, another count answered".into(),
-                ));
-            }
-            let err = d.i16()?;
-            let msg = d.nullable_string()?;
+            let (err, msg) = one_resource(&mut d, 8)?;
             d.i8()?; // resource type
             d.string()?; // resource name
             let n = d.count(9)?;
@@ -394,17 +387,24 @@ pub async fn alter_topic_configs(
     decoded(
         "IncrementalAlterConfigs",
         (|| {
-            d.i32()?; // throttle
-            if d.count(7)? != 1 {
-                return Err(DecodeError(
-                    "one resource asked, another count answered".into(),
-                ));
-            }
-            let err = d.i16()?;
-            let msg = d.nullable_string()?;
+            let (err, msg) = one_resource(&mut d, 7)?;
             Ok(failed(err).map(|e| (e, msg)))
         })(),
     )
+}
+
+/// The start of a configs answer about the one resource asked for (DescribeConfigs,
+/// IncrementalAlterConfigs): throttle, the resource count (entries of at least
+/// `min_entry_bytes`), and its error code and message.
+fn one_resource(d: &mut Dec, min_entry_bytes: usize) -> Result<(i16, Option<String>), DecodeError> {
+    d.i32()?; // throttle
+    if d.count(min_entry_bytes)? != 1 {
+        return Err(DecodeError(
+            "one resource asked, another count answered".into(),
+        ));
+    }
+    let err = d.i16()?;
+    Ok((err, d.nullable_string()?))
 }
 
 /// ListGroups v2 of one broker: `(group id, protocol type)` of the groups it coordinates.

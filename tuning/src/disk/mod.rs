@@ -414,11 +414,6 @@ async fn measure_write_grid(
                 samples[r][c].push((res.mb_per_s(), res.cpu_us_per_mib()));
                 line.push((qd, res.mb_per_s()));
             }
-            line.sort_by_key(|&(qd, _)| qd);
-            let cells: Vec<String> = line
-                .iter()
-                .map(|(qd, v)| format!("qd{qd} {v:.0}"))
-                .collect();
             progress(
                 &format!(
                     "seq write {:>7} pass {}/{}",
@@ -426,7 +421,7 @@ async fn measure_write_grid(
                     pass + 1,
                     plan.passes
                 ),
-                &format!("{} MB/s", cells.join("  ")),
+                &format!("{} MB/s", by_depth(line)),
             );
         }
     }
@@ -493,14 +488,9 @@ async fn measure_rand_reads(
             samples[i].push(r.iops());
             line.push((qd, r.iops()));
         }
-        line.sort_by_key(|&(qd, _)| qd);
-        let cells: Vec<String> = line
-            .iter()
-            .map(|(qd, v)| format!("qd{qd} {v:.0}"))
-            .collect();
         progress(
             &format!("rand read 4 KiB pass {}/{}", pass + 1, plan.passes),
-            &format!("{} IOPS", cells.join("  ")),
+            &format!("{} IOPS", by_depth(line)),
         );
     }
     let points = plan
@@ -542,6 +532,17 @@ fn vm_pin_bytes() -> Option<u64> {
         .parse()
         .ok()?;
     Some(kb * 1024)
+}
+
+/// One pass's figures, `(queue depth, value)` measured in pass order, as
+/// `qd1 123  qd2 456 ...` in depth order for the progress line.
+fn by_depth(mut line: Vec<(usize, f64)>) -> String {
+    line.sort_by_key(|&(qd, _)| qd);
+    let cells: Vec<String> = line
+        .iter()
+        .map(|(qd, v)| format!("qd{qd} {v:.0}"))
+        .collect();
+    cells.join("  ")
 }
 
 #[cfg(test)]
